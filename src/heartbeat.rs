@@ -1,0 +1,329 @@
+//! The heartbeat: learns what the sidecar needs from Prometheus, then keeps it fresh.
+//!
+//! At start it runs Thanos' start-up sequence (flags check when uploads are
+//! on, version, lowest timestamp and external labels), retrying until
+//! Prometheus answers, and refuses to go on when Prometheus has no external
+//! labels. Then, every `--prometheus.get_config_interval`, it refreshes the
+//! lowest timestamp and the external labels. A failed beat marks the sidecar
+//! not ready; it never stops the daemon.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
+use prom::{IntGauge, Registry};
+
+use crate::metadata::Metadata;
+use crate::prometheus::{self, Client};
+use crate::Event;
+
+const LABELS_REQUIRED: &str = "no external labels configured on Prometheus server, uniquely identifying external labels must be configured; see https://thanos.io/tip/thanos/storage.md#external-labels for details";
+
+/// Inside one flags-check attempt, Thanos retries a failing fetch this often.
+const FLAGS_RETRY: Duration = Duration::from_secs(2);
+
+pub struct Config {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Set when uploads are enabled: Prometheus' block settings are checked first.
+    pub upload_check: Option<UploadCheck>,
+}
+
+pub struct UploadCheck {
+    pub tsdb_path: PathBuf,
+    pub shipper_meta_file_name: String,
+    pub ignore_unequal_block_size: bool,
+}
+
+/// Dropping the handle stops the thread (its inbox closes) and joins it.
+pub struct Handle {
+    _sender: Sender<Never>,
+    _thread: jod_thread::JoinHandle<()>,
+}
+
+/// The inbox carries no messages: closing it is the only thing it says.
+pub enum Never {}
+
+pub fn spawn(
+    config: Config,
+    client: Client,
+    metadata: Arc<Metadata>,
+    registry: &Registry,
+    events: Sender<Event>,
+) -> std::io::Result<Handle> {
+    let up = IntGauge::new(
+        "thanos_sidecar_prometheus_up",
+        "Boolean indicator whether the sidecar can reach its Prometheus peer.",
+    )
+    .map_err(std::io::Error::other)?;
+    registry
+        .register(Box::new(up.clone()))
+        .map_err(std::io::Error::other)?;
+    // Capacity 0: nothing is ever sent; dropping the sender is the stop signal.
+    let (sender, inbox) = crossbeam_channel::bounded(0);
+    let actor = Actor {
+        config,
+        client,
+        metadata,
+        up,
+        events,
+        inbox,
+    };
+    let thread = jod_thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || actor.run())?;
+    Ok(Handle {
+        _sender: sender,
+        _thread: thread,
+    })
+}
+
+struct Actor {
+    config: Config,
+    client: Client,
+    metadata: Arc<Metadata>,
+    up: IntGauge,
+    events: Sender<Event>,
+    inbox: Receiver<Never>,
+}
+
+/// The daemon is shutting down.
+struct Stopped;
+
+impl Actor {
+    fn run(self) {
+        match self.start() {
+            Ok(()) => {}
+            Err(Stopped) => return,
+        }
+        let ticker = crossbeam_channel::tick(self.config.interval);
+        loop {
+            select! {
+                recv(self.inbox) -> _ => return,
+                recv(ticker) -> _ => self.beat(),
+            }
+        }
+    }
+
+    fn start(&self) -> Result<(), Stopped> {
+        if let Some(check) = &self.config.upload_check {
+            self.retry("validate Prometheus flags", || self.check_flags(check))?;
+        }
+        let version = self.retry("get Prometheus version", || {
+            self.client
+                .version(self.config.timeout)
+                .map_err(|e| e.to_string())
+        })?;
+        log::info!(version = version.as_str(); "Prometheus version");
+        self.metadata.set_prometheus_version(version);
+        let (lowest, labels) = self.retry("get Prometheus external labels", || {
+            self.fetch().map_err(|e| e.to_string())
+        })?;
+        if labels.is_empty() {
+            let _ = self.events.send(Event::Fatal(LABELS_REQUIRED.to_string()));
+            return Err(Stopped);
+        }
+        self.metadata.update(lowest, labels);
+        self.up.set(1);
+        self.metadata.set_ready(true);
+        log::info!("successfully loaded Prometheus external labels");
+        let _ = self.events.send(Event::PrometheusReady);
+        Ok(())
+    }
+
+    /// Lowest timestamp and external labels, within one timeout budget.
+    fn fetch(&self) -> Result<(i64, prometheus::Labels), prometheus::Error> {
+        let deadline = Instant::now() + self.config.timeout;
+        let lowest = self.client.lowest_timestamp(self.config.timeout)?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let labels = self
+            .client
+            .external_labels(left.max(Duration::from_millis(1)))?;
+        Ok((lowest, labels))
+    }
+
+    fn beat(&self) {
+        match self.fetch() {
+            Ok((lowest, labels)) if !labels.is_empty() => {
+                if labels != self.metadata.external_labels() {
+                    log::info!(labels = format_labels(&labels).as_str(); "Prometheus external labels changed");
+                }
+                self.metadata.update(lowest, labels);
+                self.up.set(1);
+                self.metadata.set_ready(true);
+            }
+            Ok(_) => {
+                log::warn!(err = LABELS_REQUIRED; "heartbeat failed");
+                self.up.set(0);
+                self.metadata.set_ready(false);
+            }
+            Err(e) => {
+                log::warn!(err:% = e; "heartbeat failed");
+                self.up.set(0);
+                self.metadata.set_ready(false);
+            }
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, every interval, until shutdown.
+    fn retry<T>(
+        &self,
+        what: &str,
+        mut attempt: impl FnMut() -> Result<T, String>,
+    ) -> Result<T, Stopped> {
+        loop {
+            match attempt() {
+                Ok(v) => return Ok(v),
+                Err(e) => log::warn!(err = e.as_str(); "failed to {what}; retrying"),
+            }
+            match self.inbox.recv_timeout(self.config.interval) {
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(never) => match never {},
+                Err(RecvTimeoutError::Disconnected) => return Err(Stopped),
+            }
+        }
+    }
+
+    /// Thanos refuses to upload from a Prometheus that compacts its own blocks:
+    /// a compacted block would be uploaded again and overlap the originals.
+    fn check_flags(&self, check: &UploadCheck) -> Result<(), String> {
+        let deadline = Instant::now() + self.config.timeout;
+        let flags = loop {
+            match self.client.flags(self.config.timeout) {
+                Ok(flags) => break flags,
+                Err(e) if Instant::now() + FLAGS_RETRY < deadline => {
+                    log::debug!(err:% = e; "failed to get Prometheus flags; retrying");
+                    if let Ok(never) = self.inbox.recv_timeout(FLAGS_RETRY) {
+                        match never {}
+                    }
+                }
+                Err(e) => return Err(format!("failed to get Prometheus flags: {e}")),
+            }
+        };
+        let Some(flags) = flags else {
+            log::warn!("Prometheus has no /api/v1/status/flags (too old); cannot validate its block durations");
+            return Ok(());
+        };
+        validate_flags(&flags, check)
+    }
+}
+
+fn validate_flags(flags: &prometheus::Flags, check: &UploadCheck) -> Result<(), String> {
+    if !flags.delay_compact_file.is_empty() {
+        let ours = clean(&check.tsdb_path.join(&check.shipper_meta_file_name));
+        let theirs = clean(Path::new(&flags.delay_compact_file));
+        if ours != theirs {
+            return Err(format!(
+                "Prometheus and Thanos track uploaded blocks in different files: \
+                 Prometheus' storage.tsdb.delay-compact-file.path is {}, the sidecar's is {}",
+                theirs.display(),
+                ours.display()
+            ));
+        }
+    } else if flags.min_block_duration != flags.max_block_duration {
+        if !check.ignore_unequal_block_size {
+            return Err(format!(
+                "found that TSDB Max time is {} and Min time is {}; compaction needs to be disabled \
+                 (storage.tsdb.min-block-duration = storage.tsdb.max-block-duration)",
+                fmt_duration(flags.max_block_duration),
+                fmt_duration(flags.min_block_duration)
+            ));
+        }
+        log::warn!("flag to ignore Prometheus min/max block duration flags differing is being used; \
+                    if the upload of a 2h block fails and Prometheus compaction happens that block may be missing from your Thanos bucket storage");
+    }
+    if flags.min_block_duration != Duration::from_secs(2 * 3600) {
+        log::warn!(min_block_duration = fmt_duration(flags.min_block_duration).as_str();
+            "found that TSDB block time is not 2h; only 2h block time is recommended");
+    }
+    Ok(())
+}
+
+/// Lexical path cleaning (Go's `filepath.Clean`), without touching the disk.
+fn clean(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, 0) => format!("{h}h{m}m"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+pub fn format_labels(labels: &prometheus::Labels) -> String {
+    let inner: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", inner.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check() -> UploadCheck {
+        UploadCheck {
+            tsdb_path: PathBuf::from("/prom/data"),
+            shipper_meta_file_name: "thanos.shipper.json".into(),
+            ignore_unequal_block_size: false,
+        }
+    }
+
+    fn flags(min_h: u64, max_h: u64, delay: &str) -> prometheus::Flags {
+        prometheus::Flags {
+            min_block_duration: Duration::from_secs(min_h * 3600),
+            max_block_duration: Duration::from_secs(max_h * 3600),
+            delay_compact_file: delay.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn equal_block_durations_pass() {
+        assert_eq!(validate_flags(&flags(2, 2, ""), &check()), Ok(()));
+        // Not 2h is only a warning.
+        assert_eq!(validate_flags(&flags(4, 4, ""), &check()), Ok(()));
+    }
+
+    #[test]
+    fn unequal_block_durations_fail_naming_both() {
+        let err = validate_flags(&flags(2, 24, ""), &check()).unwrap_err();
+        assert!(err.contains("Max time is 24h and Min time is 2h"), "{err}");
+        let mut ignore = check();
+        ignore.ignore_unequal_block_size = true;
+        assert_eq!(validate_flags(&flags(2, 24, ""), &ignore), Ok(()));
+    }
+
+    #[test]
+    fn delay_compact_file_must_be_ours() {
+        assert_eq!(
+            validate_flags(&flags(2, 24, "/prom/data/./thanos.shipper.json"), &check()),
+            Ok(())
+        );
+        let err =
+            validate_flags(&flags(2, 24, "/elsewhere/thanos.shipper.json"), &check()).unwrap_err();
+        assert!(err.contains("/elsewhere/thanos.shipper.json"), "{err}");
+        assert!(err.contains("/prom/data/thanos.shipper.json"), "{err}");
+    }
+
+    #[test]
+    fn durations_print_like_go() {
+        assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h");
+        assert_eq!(fmt_duration(Duration::from_secs(86400)), "24h");
+        assert_eq!(fmt_duration(Duration::from_secs(5400)), "1h30m");
+        assert_eq!(fmt_duration(Duration::from_secs(30)), "30s");
+    }
+}

@@ -1,0 +1,161 @@
+//! Log lines in Thanos' shapes: `--log.format=logfmt|json|journald`, `--log.level`.
+//!
+//! Every line carries `ts` (UTC, RFC 3339 with nanoseconds), `caller`
+//! (`file.rs:line`), `level` and `msg`, then the key-value pairs the call
+//! site attached (`log::warn!(err:% = e; "...")`), so log pipelines built for
+//! Thanos keep parsing. journald gets no `ts` (the journal stamps each line)
+//! and a `<N>` syslog priority prefix, which systemd reads from stderr.
+
+use std::io::Write;
+
+use log::kv::{Key, Value, VisitSource};
+
+use crate::flags::LogFormat;
+
+pub fn init(level: log::LevelFilter, format: LogFormat, debug_name: Option<String>) {
+    let mut builder = env_logger::Builder::new();
+    builder
+        .filter_level(level)
+        .target(env_logger::Target::Stderr)
+        .format(move |buf, record| {
+            let line = render(record, format, debug_name.as_deref(), chrono::Utc::now());
+            writeln!(buf, "{line}")
+        });
+    // Only fails if a logger is already set (tests that initialise twice).
+    let _ = builder.try_init();
+}
+
+fn level_name(level: log::Level) -> &'static str {
+    match level {
+        log::Level::Error => "error",
+        log::Level::Warn => "warn",
+        log::Level::Info => "info",
+        log::Level::Debug | log::Level::Trace => "debug",
+    }
+}
+
+fn render(
+    record: &log::Record,
+    format: LogFormat,
+    debug_name: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let caller = format!(
+        "{}:{}",
+        record
+            .file()
+            .and_then(|f| f.rsplit('/').next())
+            .unwrap_or("?"),
+        record.line().unwrap_or(0)
+    );
+    let mut pairs: Vec<(String, String)> = Vec::with_capacity(8);
+    if format != LogFormat::Journald {
+        pairs.push((
+            "ts".into(),
+            now.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        ));
+    }
+    pairs.push(("caller".into(), caller));
+    pairs.push(("level".into(), level_name(record.level()).into()));
+    if let Some(name) = debug_name {
+        pairs.push(("name".into(), name.into()));
+    }
+    pairs.push(("msg".into(), record.args().to_string()));
+    let mut collect = Collect(&mut pairs);
+    let _ = record.key_values().visit(&mut collect);
+
+    match format {
+        LogFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = pairs
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            serde_json::Value::Object(map).to_string()
+        }
+        LogFormat::Logfmt => logfmt(&pairs),
+        LogFormat::Journald => {
+            let priority = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            format!("<{priority}>{}", logfmt(&pairs))
+        }
+    }
+}
+
+struct Collect<'a>(&'a mut Vec<(String, String)>);
+
+impl<'kvs> VisitSource<'kvs> for Collect<'_> {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
+        self.0.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
+}
+
+fn logfmt(pairs: &[(String, String)]) -> String {
+    let mut out = String::with_capacity(128);
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(k);
+        out.push('=');
+        let needs_quotes = v.is_empty()
+            || v.chars()
+                .any(|c| c == ' ' || c == '=' || c == '"' || c == '\\' || c.is_control());
+        if needs_quotes {
+            out.push_str(&format!("{v:?}"));
+        } else {
+            out.push_str(v);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(format: LogFormat) -> String {
+        let kvs: &[(&str, &str)] = &[("err", "connection refused"), ("component", "http")];
+        let record = log::Record::builder()
+            .args(format_args!("heartbeat failed"))
+            .level(log::Level::Warn)
+            .file(Some("src/heartbeat.rs"))
+            .line(Some(42))
+            .key_values(&kvs)
+            .build();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456789Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        render(&record, format, Some("edge-1"), now)
+    }
+
+    #[test]
+    fn logfmt_line() {
+        assert_eq!(
+            line(LogFormat::Logfmt),
+            "ts=2026-01-02T03:04:05.123456789Z caller=heartbeat.rs:42 level=warn name=edge-1 \
+             msg=\"heartbeat failed\" err=\"connection refused\" component=http"
+        );
+    }
+
+    #[test]
+    fn json_line() {
+        let v: serde_json::Value = serde_json::from_str(&line(LogFormat::Json)).unwrap();
+        assert_eq!(v["level"], "warn");
+        assert_eq!(v["msg"], "heartbeat failed");
+        assert_eq!(v["err"], "connection refused");
+        assert_eq!(v["caller"], "heartbeat.rs:42");
+        assert_eq!(v["ts"], "2026-01-02T03:04:05.123456789Z");
+    }
+
+    #[test]
+    fn journald_line_has_priority_and_no_timestamp() {
+        let l = line(LogFormat::Journald);
+        assert!(l.starts_with("<4>caller=heartbeat.rs:42 level=warn"), "{l}");
+        assert!(!l.contains("ts="));
+    }
+}

@@ -1,0 +1,156 @@
+//! The daemon's story: parse the flags, learn about Prometheus, serve, stop in order.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crossbeam_channel::select;
+
+use thanos_sidecar::flags::{self, Config, Parsed};
+use thanos_sidecar::{build_info, heartbeat, http, logging, metadata, prometheus, signals, Event};
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = match std::env::args_os()
+        .skip(1)
+        .map(|a| a.into_string())
+        .collect()
+    {
+        Ok(argv) => argv,
+        Err(bad) => {
+            eprintln!("thanos-sidecar: error: argument {bad:?} is not valid UTF-8");
+            return ExitCode::from(2);
+        }
+    };
+    let args = match flags::parse(&argv) {
+        Ok(Parsed::Sidecar(args)) => args,
+        Ok(Parsed::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Version) => {
+            print!("{}", build_info::version_text());
+            return ExitCode::SUCCESS;
+        }
+        Err(flags::UsageError(message)) => {
+            eprintln!("thanos-sidecar: error: {message}, try --help");
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(args.log_level(), args.log_format(), args.debug_name());
+    match run(&args) {
+        Ok(()) => {
+            log::info!("exiting");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!(err = e.as_str(); "running command failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &flags::Args) -> Result<(), String> {
+    let config = Config::new(args, |warning| log::warn!("{warning}"))?;
+    refuse_unimplemented(&config)?;
+    log::info!("starting sidecar");
+
+    // Everything a component measures goes into this registry, served on /metrics.
+    let registry = prom::Registry::new();
+    build_info::register(&registry).map_err(|e| e.to_string())?;
+    let metadata = Arc::new(
+        metadata::Metadata::new(&registry, config.store.min_time).map_err(|e| e.to_string())?,
+    );
+    let client = prometheus::Client::new(
+        config.prometheus.url.clone(),
+        &config.prometheus.http_client,
+    )
+    .map_err(|e| format!("--prometheus.http-client: {e}"))?;
+
+    // Capacity 16: a handful of signals and one event per component; the main
+    // loop drains it at once, so senders never wait in practice.
+    let (events_sender, events) = crossbeam_channel::bounded(16);
+    let signals =
+        signals::spawn(events_sender.clone()).map_err(|e| format!("signal handler: {e}"))?;
+    let http = http::spawn(&config.http.address, registry.clone(), metadata.clone())?;
+    let heartbeat = heartbeat::spawn(
+        heartbeat::Config {
+            interval: config.prometheus.get_config_interval,
+            timeout: config.prometheus.get_config_timeout,
+            upload_check: config.objstore.as_ref().map(|_| heartbeat::UploadCheck {
+                tsdb_path: config.tsdb_path.clone(),
+                shipper_meta_file_name: config.shipper.meta_file_name.clone(),
+                ignore_unequal_block_size: config.shipper.ignore_unequal_block_size,
+            }),
+        },
+        client,
+        metadata.clone(),
+        &registry,
+        events_sender,
+    )
+    .map_err(|e| format!("heartbeat: {e}"))?;
+
+    // With uploads on, Thanos gives Prometheus `--prometheus.ready_timeout` to
+    // show its external labels; the shipper cannot label blocks without them.
+    let ready_deadline = match config.objstore {
+        Some(_) => crossbeam_channel::after(config.prometheus.ready_timeout),
+        None => crossbeam_channel::never(),
+    };
+    let mut started = false;
+    let result = loop {
+        select! {
+            recv(events) -> event => match event {
+                Ok(Event::PrometheusReady) => started = true,
+                Ok(Event::Fatal(e)) => break Err(e),
+                Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
+                Ok(Event::Signal(name)) => {
+                    log::info!(signal = name; "caught signal; exiting");
+                    break Ok(());
+                }
+                Err(_) => break Ok(()),
+            },
+            recv(ready_deadline) -> _ => if !started {
+                break Err(format!(
+                    "Prometheus did not report external labels within --prometheus.ready_timeout={:?}",
+                    config.prometheus.ready_timeout
+                ));
+            },
+        }
+    };
+
+    // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, signals.
+    metadata.set_ready(false);
+    drop(http);
+    metadata.set_healthy(false);
+    drop(heartbeat);
+    drop(signals);
+    result
+}
+
+/// Flags whose feature this build does not have yet. Starting without them
+/// would look like success while silently doing less (or serving in plain
+/// text what the operator asked to protect), so the daemon refuses instead.
+fn refuse_unimplemented(config: &Config) -> Result<(), String> {
+    let missing = [
+        (
+            config.http.web_config.is_some(),
+            "--http.config (TLS and basic auth on the HTTP server)",
+        ),
+        (
+            config.grpc.tls.is_some(),
+            "--grpc-server-tls-* (TLS on the gRPC server)",
+        ),
+        (
+            config.reloader.config_file.is_some(),
+            "--reloader.config-file (the reloader)",
+        ),
+        (
+            !config.reloader.rule_dirs.is_empty(),
+            "--reloader.rule-dir (the reloader)",
+        ),
+    ];
+    match missing.iter().find(|(set, _)| *set) {
+        Some((_, what)) => Err(format!(
+            "{what} is not implemented in this version of thanos-sidecar yet"
+        )),
+        None => Ok(()),
+    }
+}

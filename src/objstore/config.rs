@@ -1,0 +1,369 @@
+//! The objstore YAML: `type`, `config` and `prefix`, as Thanos' `client/factory.go` reads them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub backend: Backend,
+    /// Every object key becomes `<prefix>/<key>`; empty for none.
+    pub prefix: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Backend {
+    Filesystem(FilesystemConfig),
+    S3(Box<S3Config>),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesystemConfig {
+    #[serde(default)]
+    pub directory: PathBuf,
+}
+
+/// Thanos' S3 keys with Thanos' defaults (`providers/s3/s3.go`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub bucket: String,
+    pub endpoint: String,
+    pub region: String,
+    pub disable_dualstack: bool,
+    pub aws_sdk_auth: bool,
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: String,
+    pub insecure: bool,
+    pub signature_version2: bool,
+    pub put_user_metadata: BTreeMap<String, String>,
+    pub http_config: S3HttpConfig,
+    pub trace: S3Trace,
+    pub list_objects_version: String,
+    pub bucket_lookup_type: String,
+    pub send_content_md5: bool,
+    pub disable_multipart: bool,
+    pub part_size: u64,
+    pub sse_config: SseConfig,
+    pub sts_endpoint: String,
+    pub max_retries: i64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        S3Config {
+            bucket: String::new(),
+            endpoint: String::new(),
+            region: String::new(),
+            disable_dualstack: false,
+            aws_sdk_auth: false,
+            access_key: String::new(),
+            secret_key: String::new(),
+            session_token: String::new(),
+            insecure: false,
+            signature_version2: false,
+            put_user_metadata: BTreeMap::new(),
+            http_config: S3HttpConfig::default(),
+            trace: S3Trace::default(),
+            list_objects_version: String::new(),
+            bucket_lookup_type: "auto".into(),
+            send_content_md5: true,
+            disable_multipart: false,
+            part_size: 64 * 1024 * 1024,
+            sse_config: SseConfig::default(),
+            sts_endpoint: String::new(),
+            max_retries: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3HttpConfig {
+    #[serde(deserialize_with = "model_duration")]
+    pub idle_conn_timeout: Duration,
+    #[serde(deserialize_with = "model_duration")]
+    pub response_header_timeout: Duration,
+    pub insecure_skip_verify: bool,
+    #[serde(deserialize_with = "model_duration")]
+    pub tls_handshake_timeout: Duration,
+    #[serde(deserialize_with = "model_duration")]
+    pub expect_continue_timeout: Duration,
+    pub max_idle_conns: i64,
+    pub max_idle_conns_per_host: i64,
+    pub max_conns_per_host: i64,
+    pub disable_compression: bool,
+    pub tls_config: S3TlsConfig,
+}
+
+impl Default for S3HttpConfig {
+    fn default() -> Self {
+        S3HttpConfig {
+            idle_conn_timeout: Duration::from_secs(90),
+            response_header_timeout: Duration::from_secs(120),
+            insecure_skip_verify: false,
+            tls_handshake_timeout: Duration::from_secs(10),
+            expect_continue_timeout: Duration::from_secs(1),
+            max_idle_conns: 100,
+            max_idle_conns_per_host: 100,
+            max_conns_per_host: 0,
+            disable_compression: false,
+            tls_config: S3TlsConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3TlsConfig {
+    pub ca_file: String,
+    pub cert_file: String,
+    pub key_file: String,
+    pub server_name: String,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Trace {
+    pub enable: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SseConfig {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub kms_key_id: String,
+    pub kms_encryption_context: BTreeMap<String, String>,
+    pub encryption_key: String,
+}
+
+fn model_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::flags::model_duration(&s).map_err(serde::de::Error::custom)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    config: serde_yaml::Value,
+    #[serde(default)]
+    prefix: String,
+}
+
+/// Types Thanos knows but this sidecar does not implement.
+const OTHER_THANOS_TYPES: [&str; 8] = [
+    "GCS",
+    "AZURE",
+    "SWIFT",
+    "COS",
+    "ALIYUNOSS",
+    "BOS",
+    "OCI",
+    "OBS",
+];
+
+impl Config {
+    /// Parses the (already env-substituted) YAML; `Ok(None)` when it is empty (uploads off).
+    pub fn parse(yaml: &str) -> Result<Option<Config>, String> {
+        // Thanos reads only the first YAML document.
+        let Some(doc) = serde_yaml::Deserializer::from_str(yaml).next() else {
+            return Ok(None);
+        };
+        let value = serde_yaml::Value::deserialize(doc)
+            .map_err(|e| format!("invalid objstore config: {e}"))?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        let raw: Raw =
+            serde_yaml::from_value(value).map_err(|e| format!("invalid objstore config: {e}"))?;
+        let prefix = raw.prefix.trim_matches('/').to_string();
+        let config = if raw.config.is_null() {
+            serde_yaml::Value::Mapping(Default::default())
+        } else {
+            raw.config
+        };
+        let backend = match raw.kind.to_ascii_uppercase().as_str() {
+            "FILESYSTEM" => {
+                let fs: FilesystemConfig = serde_yaml::from_value(config)
+                    .map_err(|e| format!("invalid objstore config for type FILESYSTEM: config: {e}"))?;
+                if fs.directory.as_os_str().is_empty() {
+                    return Err("objstore config: missing directory for filesystem bucket (config.directory)".into());
+                }
+                Backend::Filesystem(fs)
+            }
+            "S3" => {
+                let s3: S3Config = serde_yaml::from_value(config)
+                    .map_err(|e| format!("invalid objstore config for type S3: config: {e}"))?;
+                s3.validate()?;
+                Backend::S3(Box::new(s3))
+            }
+            other if OTHER_THANOS_TYPES.contains(&other) => {
+                return Err(format!(
+                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, FILESYSTEM)"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "objstore config: bucket with type {} is not supported",
+                    raw.kind
+                ))
+            }
+        };
+        Ok(Some(Config { backend, prefix }))
+    }
+
+    /// The bucket's name in metric labels, as Thanos names it.
+    pub fn bucket_name(&self) -> String {
+        match &self.backend {
+            Backend::Filesystem(fs) => {
+                let dir =
+                    std::path::absolute(&fs.directory).unwrap_or_else(|_| fs.directory.clone());
+                format!("fs: {}", dir.display())
+            }
+            Backend::S3(s3) => s3.bucket.clone(),
+        }
+    }
+}
+
+impl S3Config {
+    fn validate(&self) -> Result<(), String> {
+        let err = |msg: &str| Err(format!("objstore config for type S3: {msg}"));
+        if self.endpoint.is_empty() {
+            return err("no s3 endpoint in config file (config.endpoint)");
+        }
+        if self.aws_sdk_auth && !self.access_key.is_empty() {
+            return err("aws_sdk_auth and access_key are mutually exclusive configurations");
+        }
+        if self.access_key.is_empty() != self.secret_key.is_empty() {
+            return err("access_key and secret_key must be set together");
+        }
+        if !matches!(self.list_objects_version.as_str(), "" | "v1" | "v2") {
+            return err(&format!(
+                "list_objects_version: {:?} is not supported (\"\", v1 or v2)",
+                self.list_objects_version
+            ));
+        }
+        if !matches!(
+            self.bucket_lookup_type.as_str(),
+            "auto" | "virtual-hosted" | "path"
+        ) {
+            return err(&format!(
+                "bucket_lookup_type: {:?} is not supported (auto, virtual-hosted or path)",
+                self.bucket_lookup_type
+            ));
+        }
+        match self.sse_config.kind.as_str() {
+            "" | "SSE-S3" => {}
+            "SSE-KMS" if !self.sse_config.kms_key_id.is_empty() => {}
+            "SSE-KMS" => {
+                return err("sse_config.kms_key_id is required with sse_config.type SSE-KMS")
+            }
+            "SSE-C" if !self.sse_config.encryption_key.is_empty() => {}
+            "SSE-C" => {
+                return err("sse_config.encryption_key is required with sse_config.type SSE-C")
+            }
+            other => {
+                return err(&format!(
+                    "sse_config.type: {other:?} is not supported (SSE-S3, SSE-KMS or SSE-C)"
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filesystem() {
+        let c = Config::parse("type: filesystem\nconfig:\n  directory: /tmp/b\nprefix: /foo/\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.prefix, "foo");
+        assert_eq!(
+            c.backend,
+            Backend::Filesystem(FilesystemConfig {
+                directory: "/tmp/b".into()
+            })
+        );
+        assert_eq!(c.bucket_name(), "fs: /tmp/b");
+        let err = Config::parse("type: FILESYSTEM\nconfig: {}\n").unwrap_err();
+        assert!(err.contains("config.directory"), "{err}");
+    }
+
+    #[test]
+    fn s3_defaults_and_values() {
+        let c = Config::parse(
+            "type: S3\nconfig:\n  bucket: b\n  endpoint: 127.0.0.1:9000\n  insecure: true\n  http_config:\n    idle_conn_timeout: 2m\n",
+        )
+        .unwrap()
+        .unwrap();
+        let Backend::S3(s3) = c.backend else {
+            panic!("not S3")
+        };
+        assert_eq!(s3.bucket, "b");
+        assert!(s3.insecure);
+        assert!(s3.send_content_md5);
+        assert_eq!(s3.part_size, 64 * 1024 * 1024);
+        assert_eq!(s3.bucket_lookup_type, "auto");
+        assert_eq!(s3.http_config.idle_conn_timeout, Duration::from_secs(120));
+        assert_eq!(
+            s3.http_config.response_header_timeout,
+            Duration::from_secs(120)
+        );
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let cases = [
+            (
+                "type: S3\nconfig: {bucket: b, endpoint: e, bukket: x}\n",
+                "bukket",
+            ),
+            ("type: S3\nconfig: {bucket: b}\n", "config.endpoint"),
+            (
+                "type: S3\nconfig: {endpoint: e, access_key: a}\n",
+                "secret_key",
+            ),
+            (
+                "type: S3\nconfig: {endpoint: e, bucket_lookup_type: dns}\n",
+                "bucket_lookup_type",
+            ),
+            (
+                "type: S3\nconfig: {endpoint: e, sse_config: {type: SSE-KMS}}\n",
+                "kms_key_id",
+            ),
+            (
+                "type: S3\nconfig: {endpoint: e, http_config: {idle_conn_timeout: 1.5m}}\n",
+                "1.5m",
+            ),
+            ("type: S3\nconfig: {endpoint: e}\nprefixx: a\n", "prefixx"),
+            ("type: GCS\nconfig: {bucket: b}\n", "GCS"),
+            ("type: FTP\n", "FTP"),
+        ];
+        for (yaml, needle) in cases {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_means_uploads_off_and_only_first_document_counts() {
+        assert_eq!(Config::parse("").unwrap(), None);
+        assert_eq!(Config::parse("# nothing\n").unwrap(), None);
+        let c = Config::parse("type: FILESYSTEM\nconfig: {directory: /a}\n---\ntype: nonsense\n")
+            .unwrap();
+        assert!(c.is_some());
+    }
+}

@@ -1,0 +1,663 @@
+//! Client for the Prometheus server the sidecar sits next to.
+//!
+//! Every call to Prometheus goes through [`Client`], so the HTTP client config
+//! (`--prometheus.http-client(-file)`: basic auth, bearer token, TLS, proxy)
+//! applies to all of them, exactly as it does in Thanos. URLs keep the path
+//! prefix of `--prometheus.url`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// External labels and series labels: sorted by name, as Thanos sends them.
+pub type Labels = BTreeMap<String, String>;
+
+/// `User-Agent` of most calls, as Thanos sends `Thanos/<version>`.
+pub const USER_AGENT: &str = concat!("Thanos/", env!("CARGO_PKG_VERSION"));
+/// Thanos identifies its config and build-info calls as the sidecar.
+const SIDECAR_USER_AGENT: &str = "thanos-sidecar";
+/// Bodies of failed calls are quoted in errors; beyond this they only add noise.
+const MAX_ERROR_BODY: usize = 4096;
+
+/// The HTTP client config YAML (`pkg/clientconfig/http.go` in Thanos).
+///
+/// Decoded leniently as Thanos does: unknown keys are reported, not fatal.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpClientConfig {
+    pub basic_auth: Option<BasicAuth>,
+    pub bearer_token: Option<String>,
+    pub bearer_token_file: Option<PathBuf>,
+    pub proxy_url: Option<String>,
+    pub tls_config: TlsConfig,
+    pub transport_config: TransportConfig,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(default)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+}
+
+/// Go's transport settings; durations are integer nanoseconds, as in Thanos.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TransportConfig {
+    pub max_idle_conns: i64,
+    pub max_idle_conns_per_host: i64,
+    pub idle_conn_timeout: i64,
+    pub response_header_timeout: i64,
+    pub expect_continue_timeout: i64,
+    pub max_conns_per_host: i64,
+    pub disable_compression: bool,
+    pub tls_handshake_timeout: i64,
+    pub dialer_timeout: i64,
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        TransportConfig {
+            max_idle_conns: 100,
+            max_idle_conns_per_host: 2,
+            idle_conn_timeout: 90_000_000_000,
+            response_header_timeout: 0,
+            expect_continue_timeout: 10_000_000_000,
+            max_conns_per_host: 0,
+            disable_compression: false,
+            tls_handshake_timeout: 10_000_000_000,
+            dialer_timeout: 5_000_000_000,
+        }
+    }
+}
+
+impl HttpClientConfig {
+    /// Parses and validates the YAML; `warn` receives each key that was ignored.
+    pub fn parse(yaml: &str, mut warn: impl FnMut(String)) -> Result<Self, String> {
+        if yaml.trim().is_empty() {
+            return Ok(HttpClientConfig::default());
+        }
+        let de = serde_yaml::Deserializer::from_str(yaml);
+        let config: HttpClientConfig = serde_ignored::deserialize(de, |path| {
+            warn(format!(
+                "unknown key {path} in the Prometheus HTTP client config is ignored"
+            ))
+        })
+        .map_err(|e| format!("invalid Prometheus HTTP client config: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(auth) = &self.basic_auth {
+            if auth.password.is_some() && auth.password_file.is_some() {
+                return Err("at most one of basic_auth.password and basic_auth.password_file must be configured".into());
+            }
+        }
+        if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
+            return Err(
+                "at most one of bearer_token and bearer_token_file must be configured".into(),
+            );
+        }
+        if self.basic_auth.is_some()
+            && (self.bearer_token.is_some() || self.bearer_token_file.is_some())
+        {
+            return Err(
+                "at most one of basic_auth, bearer_token and bearer_token_file must be configured"
+                    .into(),
+            );
+        }
+        match (&self.tls_config.cert_file, &self.tls_config.key_file) {
+            (Some(c), None) => Err(format!(
+                "tls_config.cert_file {} is set without tls_config.key_file",
+                c.display()
+            )),
+            (None, Some(k)) => Err(format!(
+                "tls_config.key_file {} is set without tls_config.cert_file",
+                k.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why a call to Prometheus failed; the variants map onto gRPC codes later.
+#[derive(Debug)]
+pub enum Error {
+    /// Connection refused, timeout, TLS failure.
+    Transport(String),
+    /// A non-2xx answer.
+    Status { code: u16, body: String },
+    /// A 2xx answer whose body is not what the API promises.
+    Decode(String),
+    /// Credentials could not be read (e.g. `password_file`).
+    Credentials(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Transport(e) => write!(f, "request to Prometheus failed: {e}"),
+            Error::Status { code, body } => {
+                write!(f, "expected 2xx response, got {code}. Body: {body}")
+            }
+            Error::Decode(e) => write!(f, "unexpected answer from Prometheus: {e}"),
+            Error::Credentials(e) => write!(f, "cannot read Prometheus credentials: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Prometheus' own flags that matter to uploads (`/api/v1/status/flags`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Flags {
+    pub tsdb_path: String,
+    pub min_block_duration: Duration,
+    pub max_block_duration: Duration,
+    pub delay_compact_file: String,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    base: url::Url,
+    agent: ureq::Agent,
+    auth: Auth,
+}
+
+#[derive(Clone)]
+enum Auth {
+    None,
+    Basic { username: String, password: Secret },
+    Bearer(Secret),
+}
+
+/// A credential given inline or re-read from its file on every request, as
+/// Prometheus' client does, so rotated secrets apply without a restart.
+#[derive(Clone)]
+enum Secret {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl Secret {
+    fn read(&self) -> Result<String, Error> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(path) => std::fs::read_to_string(path)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| Error::Credentials(format!("{}: {e}", path.display()))),
+        }
+    }
+}
+
+impl Client {
+    pub fn new(base: url::Url, config: &HttpClientConfig) -> Result<Client, String> {
+        let dial = Duration::from_nanos(config.transport_config.dialer_timeout.max(0) as u64);
+        let mut builder = ureq::AgentBuilder::new()
+            .timeout_connect(dial)
+            .user_agent(USER_AGENT)
+            .tls_config(Arc::new(tls::client_config(&config.tls_config)?));
+        if let Some(proxy) = &config.proxy_url {
+            let proxy = ureq::Proxy::new(proxy).map_err(|e| format!("invalid proxy_url: {e}"))?;
+            builder = builder.proxy(proxy);
+        }
+        let auth = if let Some(b) = &config.basic_auth {
+            let password = match (&b.password, &b.password_file) {
+                (_, Some(file)) => Secret::File(file.clone()),
+                (Some(p), None) => Secret::Inline(p.clone()),
+                (None, None) => Secret::Inline(String::new()),
+            };
+            Auth::Basic {
+                username: b.username.clone(),
+                password,
+            }
+        } else if let Some(file) = &config.bearer_token_file {
+            Auth::Bearer(Secret::File(file.clone()))
+        } else if let Some(token) = &config.bearer_token {
+            Auth::Bearer(Secret::Inline(token.clone()))
+        } else {
+            Auth::None
+        };
+        Ok(Client {
+            base,
+            agent: builder.build(),
+            auth,
+        })
+    }
+
+    /// `<--prometheus.url>` with `path` appended to its own path.
+    pub fn url(&self, path: &str) -> url::Url {
+        let mut url = self.base.clone();
+        let joined = format!(
+            "{}/{}",
+            self.base.path().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        url.set_path(&joined);
+        url
+    }
+
+    /// A request with credentials attached; the caller adds the rest.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<ureq::Request, Error> {
+        let req = self
+            .agent
+            .request_url(method, &self.url(path))
+            .timeout(timeout);
+        Ok(match &self.auth {
+            Auth::None => req,
+            Auth::Basic { username, password } => {
+                let credentials = format!("{username}:{}", password.read()?);
+                req.set(
+                    "Authorization",
+                    &format!("Basic {}", base64_encode(credentials.as_bytes())),
+                )
+            }
+            Auth::Bearer(token) => req.set("Authorization", &format!("Bearer {}", token.read()?)),
+        })
+    }
+
+    /// Sends `req`, turning non-2xx answers into [`Error::Status`].
+    pub fn send(req: ureq::Request) -> Result<ureq::Response, Error> {
+        match req.call() {
+            Ok(resp) => Ok(resp),
+            Err(ureq::Error::Status(code, resp)) => {
+                let mut body = String::new();
+                let _ = resp
+                    .into_reader()
+                    .take(MAX_ERROR_BODY as u64)
+                    .read_to_string(&mut body);
+                Err(Error::Status { code, body })
+            }
+            Err(ureq::Error::Transport(t)) => Err(Error::Transport(t.to_string())),
+        }
+    }
+
+    /// GETs a JSON API endpoint and returns its `data`.
+    fn get_api(
+        &self,
+        path: &str,
+        timeout: Duration,
+        user_agent: &str,
+    ) -> Result<serde_json::Value, Error> {
+        let req = self
+            .request("GET", path, timeout)?
+            .set("User-Agent", user_agent);
+        let resp = Client::send(req)?;
+        if resp.status() == 204 {
+            return Ok(serde_json::Value::Null);
+        }
+        let body: ApiResponse = serde_json::from_reader(resp.into_reader())
+            .map_err(|e| Error::Decode(format!("{path}: {e}")))?;
+        if body.status != "success" {
+            return Err(Error::Decode(format!(
+                "{path}: status {:?}: {}",
+                body.status,
+                body.error.unwrap_or_default()
+            )));
+        }
+        Ok(body.data)
+    }
+
+    /// `/api/v1/status/flags`; `Ok(None)` when Prometheus is too old to have it (404).
+    pub fn flags(&self, timeout: Duration) -> Result<Option<Flags>, Error> {
+        let data = match self.get_api("/api/v1/status/flags", timeout, USER_AGENT) {
+            Err(Error::Status { code: 404, .. }) => return Ok(None),
+            other => other?,
+        };
+        let get = |name: &str| data.get(name).and_then(|v| v.as_str()).unwrap_or("");
+        let duration = |name: &str| -> Result<Duration, Error> {
+            match get(name) {
+                "" => Ok(Duration::ZERO),
+                v => crate::flags::model_duration(v)
+                    .map_err(|e| Error::Decode(format!("Prometheus flag {name}: {e}"))),
+            }
+        };
+        Ok(Some(Flags {
+            tsdb_path: get("storage.tsdb.path").to_string(),
+            min_block_duration: duration("storage.tsdb.min-block-duration")?,
+            max_block_duration: duration("storage.tsdb.max-block-duration")?,
+            delay_compact_file: get("storage.tsdb.delay-compact-file.path").to_string(),
+        }))
+    }
+
+    /// `global.external_labels` of the running config (`/api/v1/status/config`).
+    pub fn external_labels(&self, timeout: Duration) -> Result<Labels, Error> {
+        let data = self.get_api("/api/v1/status/config", timeout, SIDECAR_USER_AGENT)?;
+        let yaml = data
+            .get("yaml")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| Error::Decode("/api/v1/status/config: no data.yaml".into()))?;
+        parse_external_labels(yaml)
+    }
+
+    /// Prometheus' version; `"0"` when it predates the build-info API.
+    pub fn version(&self, timeout: Duration) -> Result<String, Error> {
+        match self.get_api("/api/v1/status/buildinfo", timeout, SIDECAR_USER_AGENT) {
+            Ok(data) => Ok(data
+                .get("version")
+                .and_then(|v| v.as_str())
+                .unwrap_or("0")
+                .to_string()),
+            Err(Error::Status {
+                code: 404 | 405, ..
+            }) => Ok("0".to_string()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The lowest timestamp in the TSDB in ms, from Prometheus' own `/metrics`.
+    pub fn lowest_timestamp(&self, timeout: Duration) -> Result<i64, Error> {
+        let req = self.request("GET", "/metrics", timeout)?;
+        let text = Client::send(req)?
+            .into_string()
+            .map_err(|e| Error::Transport(format!("reading /metrics: {e}")))?;
+        lowest_timestamp_from_metrics(&text)
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    status: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn parse_external_labels(yaml: &str) -> Result<Labels, Error> {
+    #[derive(Deserialize, Default)]
+    struct Config {
+        #[serde(default)]
+        global: Global,
+    }
+    #[derive(Deserialize, Default)]
+    struct Global {
+        #[serde(default)]
+        external_labels: Option<Labels>,
+    }
+    let config: Config = serde_yaml::from_str(yaml)
+        .map_err(|e| Error::Decode(format!("Prometheus config YAML: {e}")))?;
+    Ok(config.global.external_labels.unwrap_or_default())
+}
+
+/// Finds `prometheus_tsdb_lowest_timestamp_seconds` in the text exposition.
+///
+/// An empty TSDB reports `MaxInt64` (as a float), which Thanos turns into
+/// `MinInt64`; a missing gauge (agent mode) counts as 0, as in Thanos.
+fn lowest_timestamp_from_metrics(text: &str) -> Result<i64, Error> {
+    const NAME: &str = "prometheus_tsdb_lowest_timestamp_seconds";
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(NAME) else {
+            continue;
+        };
+        let rest = match rest.chars().next() {
+            Some(' ') => rest,
+            Some('{') => match rest.find('}') {
+                Some(end) => &rest[end + 1..],
+                None => continue,
+            },
+            _ => continue,
+        };
+        let value = rest.split_whitespace().next().unwrap_or("");
+        let seconds: f64 = value
+            .parse()
+            .map_err(|_| Error::Decode(format!("{NAME} has value {value:?}")))?;
+        let ms = seconds * 1000.0;
+        return Ok(if ms >= i64::MAX as f64 {
+            i64::MIN
+        } else {
+            ms as i64
+        });
+    }
+    Ok(0)
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// rustls settings for the HTTP client config's `tls_config`.
+mod tls {
+    use std::sync::Arc;
+
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+    use super::TlsConfig;
+
+    pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        match &tls.ca_file {
+            Some(path) => {
+                for cert in read_certs(path)? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("tls_config.ca_file {}: {e}", path.display()))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let builder = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup: {e}"))?;
+        let builder = if tls.insecure_skip_verify || tls.server_name.is_some() {
+            let server_name = match &tls.server_name {
+                Some(name) => Some(
+                    ServerName::try_from(name.clone())
+                        .map_err(|e| format!("tls_config.server_name {name:?}: {e}"))?,
+                ),
+                None => None,
+            };
+            let inner =
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| format!("TLS setup: {e}"))?;
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(Verifier {
+                    inner,
+                    server_name,
+                    insecure: tls.insecure_skip_verify,
+                    provider,
+                }))
+        } else {
+            builder.with_root_certificates(roots)
+        };
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(cert), Some(key)) => {
+                let certs = read_certs(cert)?;
+                let key = read_key(key)?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))
+            }
+            _ => Ok(builder.with_no_client_auth()),
+        }
+    }
+
+    fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
+        let certs = certs.map_err(|e| format!("{}: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("{}: no PEM certificate found", path.display()));
+        }
+        Ok(certs)
+    }
+
+    fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        rustls_pemfile::private_key(&mut pem.as_slice())
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .ok_or_else(|| format!("{}: no PEM private key found", path.display()))
+    }
+
+    /// Verifies against `server_name` instead of the URL's host, or not at all
+    /// with `insecure_skip_verify`; handshake signatures are always checked.
+    #[derive(Debug)]
+    struct Verifier {
+        inner: Arc<WebPkiServerVerifier>,
+        server_name: Option<ServerName<'static>>,
+        insecure: bool,
+        provider: Arc<CryptoProvider>,
+    }
+
+    impl ServerCertVerifier for Verifier {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            intermediates: &[CertificateDer<'_>],
+            server_name: &ServerName<'_>,
+            ocsp_response: &[u8],
+            now: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            if self.insecure {
+                return Ok(ServerCertVerified::assertion());
+            }
+            let name = self.server_name.as_ref().unwrap_or(server_name);
+            self.inner
+                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+        }
+
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowest_timestamp() {
+        let text = "# HELP x\nprometheus_tsdb_lowest_timestamp_seconds_total 3\n\
+                    prometheus_tsdb_lowest_timestamp_seconds 1.795555893e+09\n";
+        assert_eq!(
+            lowest_timestamp_from_metrics(text).unwrap(),
+            1_795_555_893_000
+        );
+        let empty = "prometheus_tsdb_lowest_timestamp_seconds 9.223372036854776e+15\n";
+        assert_eq!(lowest_timestamp_from_metrics(empty).unwrap(), i64::MIN);
+        assert_eq!(lowest_timestamp_from_metrics("up 1\n").unwrap(), 0);
+        assert!(
+            lowest_timestamp_from_metrics("prometheus_tsdb_lowest_timestamp_seconds x\n").is_err()
+        );
+    }
+
+    #[test]
+    fn external_labels_from_config_yaml() {
+        let yaml = "global:\n  scrape_interval: 1s\n  external_labels:\n    replica: \"0\"\n    cluster: test\nscrape_configs: []\n";
+        let labels = parse_external_labels(yaml).unwrap();
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("cluster".into(), "test".into()),
+                ("replica".into(), "0".into())
+            ]
+        );
+        assert!(parse_external_labels("global:\n  scrape_interval: 1s\n")
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn url_keeps_path_prefix() {
+        let c = Client::new(
+            url::Url::parse("http://h:9090/prom/").unwrap(),
+            &HttpClientConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.url("/api/v1/read").as_str(),
+            "http://h:9090/prom/api/v1/read"
+        );
+        let c = Client::new(
+            url::Url::parse("http://h:9090").unwrap(),
+            &HttpClientConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.url("/metrics").as_str(), "http://h:9090/metrics");
+    }
+
+    #[test]
+    fn http_client_config_validation_names_the_key() {
+        let mut warnings = Vec::new();
+        let c = HttpClientConfig::parse(
+            "basic_auth:\n  username: u\n  password: p\nbogus: 1\n",
+            |w| warnings.push(w),
+        )
+        .unwrap();
+        assert_eq!(c.basic_auth.unwrap().username, "u");
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("bogus"), "{warnings:?}");
+
+        let err = HttpClientConfig::parse("bearer_token: a\nbearer_token_file: /x\n", |_| {})
+            .unwrap_err();
+        assert!(err.contains("bearer_token_file"), "{err}");
+        let err = HttpClientConfig::parse("basic_auth: {username: u}\nbearer_token: a\n", |_| {})
+            .unwrap_err();
+        assert!(err.contains("basic_auth"), "{err}");
+        let err = HttpClientConfig::parse("tls_config: {cert_file: /c}\n", |_| {}).unwrap_err();
+        assert!(err.contains("tls_config.key_file"), "{err}");
+        let err = HttpClientConfig::parse("basic_auth: [1]\n", |_| {}).unwrap_err();
+        assert!(err.contains("basic_auth"), "{err}");
+    }
+}
