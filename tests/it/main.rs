@@ -1,0 +1,7 @@
+//! Integration tests: the sidecar binary against a real Prometheus.
+//!
+//! One test binary (faster to link than one per file); one module per concern.
+
+mod cli;
+mod daemon;
+mod support;

@@ -1,0 +1,57 @@
+//! Real parts for integration tests: a Prometheus server, the sidecar binary,
+//! and a recording HTTP proxy, each started on free loopback ports and
+//! stopped when dropped.
+
+#![allow(dead_code)] // Each test file uses a different subset.
+
+pub mod prometheus;
+pub mod proxy;
+pub mod sidecar;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+pub use self::prometheus::{Prometheus, PrometheusOptions};
+pub use self::proxy::RecordingProxy;
+pub use self::sidecar::Sidecar;
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// GET `url`; returns status and body, or status 0 when nothing answered.
+pub fn http_get(url: &str) -> (u16, String) {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    match agent.get(url).call() {
+        Ok(resp) => (resp.status(), resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Status(code, resp)) => (code, resp.into_string().unwrap_or_default()),
+        Err(ureq::Error::Transport(_)) => (0, String::new()),
+    }
+}
+
+/// Polls `condition` every 50 ms until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of an unlabelled (or exactly labelled) sample in a text exposition.
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|line| {
+        let rest = line.strip_prefix(series)?;
+        let value = rest.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}

@@ -1,0 +1,97 @@
+//! An HTTP proxy in front of Prometheus that records what the sidecar sends.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct RecordingProxy {
+    pub port: u16,
+    server: Arc<tiny_http::Server>,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RecordingProxy {
+    /// Forwards every request to `upstream` (e.g. `http://127.0.0.1:9090`).
+    pub fn start(upstream: &str) -> RecordingProxy {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("proxy listen"));
+        let port = server.server_addr().to_ip().expect("IP listener").port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (srv, log, upstream) = (server.clone(), requests.clone(), upstream.to_string());
+        let thread = std::thread::spawn(move || {
+            for mut req in srv.incoming_requests() {
+                let mut body = Vec::new();
+                let _ = req.as_reader().read_to_end(&mut body);
+                let rec = Recorded {
+                    method: req.method().to_string(),
+                    url: req.url().to_string(),
+                    headers: req
+                        .headers()
+                        .iter()
+                        .map(|h| (h.field.to_string(), h.value.to_string()))
+                        .collect(),
+                    body,
+                };
+                log.lock().unwrap().push(rec.clone());
+                let mut out = ureq::request(&rec.method, &format!("{upstream}{}", rec.url));
+                for (k, v) in &rec.headers {
+                    if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length")
+                    {
+                        out = out.set(k, v);
+                    }
+                }
+                let resp = match out.send_bytes(&rec.body) {
+                    Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+                    Err(_) => {
+                        let _ = req.respond(tiny_http::Response::empty(502));
+                        continue;
+                    }
+                };
+                let status = resp.status();
+                let mut data = Vec::new();
+                let _ = resp.into_reader().read_to_end(&mut data);
+                let _ = req.respond(tiny_http::Response::from_data(data).with_status_code(status));
+            }
+        });
+        RecordingProxy {
+            port,
+            server,
+            requests,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for RecordingProxy {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

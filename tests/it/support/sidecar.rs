@@ -1,0 +1,120 @@
+//! The sidecar binary under test, run as an operator would run it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use super::{free_port, http_get, metric_value, wait_for};
+
+pub struct Sidecar {
+    pub http_port: u16,
+    pub grpc_port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+/// The binary cargo built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_thanos-sidecar"))
+}
+
+impl Sidecar {
+    /// Starts `thanos-sidecar sidecar` with loopback listeners and `args`.
+    pub fn start(args: &[String]) -> Sidecar {
+        Sidecar::start_with_env(args, &[])
+    }
+
+    pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Sidecar {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let http_port = free_port();
+        let grpc_port = free_port();
+        let log = std::fs::File::create(dir.path().join("sidecar.log")).expect("log file");
+        let child = Command::new(binary())
+            .arg("sidecar")
+            .arg(format!("--http-address=127.0.0.1:{http_port}"))
+            .arg(format!("--grpc-address=127.0.0.1:{grpc_port}"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start thanos-sidecar");
+        let sidecar = Sidecar {
+            http_port,
+            grpc_port,
+            dir,
+            child,
+        };
+        let url = sidecar.url("/-/healthy");
+        let mut sidecar = sidecar;
+        let healthy = wait_for(Duration::from_secs(10), || {
+            http_get(&url).0 == 200 || sidecar.has_exited()
+        });
+        assert!(
+            healthy,
+            "sidecar HTTP server did not come up; log:\n{}",
+            sidecar.log()
+        );
+        sidecar
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http_port)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.url(path))
+    }
+
+    pub fn ready(&self) -> bool {
+        self.get("/-/ready").0 == 200
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) -> bool {
+        wait_for(timeout, || self.ready())
+    }
+
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        metric_value(&self.get("/metrics").1, series)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sidecar.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Waits for the process to exit on its own.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut status = None;
+        wait_for(timeout, || {
+            status = self.child.try_wait().ok().flatten();
+            status.is_some()
+        });
+        status
+    }
+
+    /// Sends SIGTERM, as systemd and Kubernetes do.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
