@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metadata;
 pub mod objstore;
 pub mod prometheus;
+pub mod shipper;
 pub mod signals;
 
 /// What the threads tell the main loop.

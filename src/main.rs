@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
-use thanos_sidecar::{build_info, heartbeat, http, logging, metadata, prometheus, signals, Event};
+use thanos_sidecar::{
+    build_info, heartbeat, http, logging, metadata, objstore, prometheus, shipper, signals, Event,
+};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = match std::env::args_os()
@@ -59,6 +61,18 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let metadata = Arc::new(
         metadata::Metadata::new(&registry, config.store.min_time).map_err(|e| e.to_string())?,
     );
+    // With uploads on, the bucket (and its metrics) exist from the start; the
+    // shipper starts once Prometheus' external labels are known.
+    let bucket = match &config.objstore {
+        Some(objstore) => {
+            shipper::check_wal(&config.tsdb_path);
+            Some(objstore::open(objstore, &registry)?)
+        }
+        None => {
+            log::info!("no supported bucket was configured, uploads will be disabled");
+            None
+        }
+    };
     let client = prometheus::Client::new(
         config.prometheus.url.clone(),
         &config.prometheus.http_client,
@@ -84,7 +98,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
         client,
         metadata.clone(),
         &registry,
-        events_sender,
+        events_sender.clone(),
     )
     .map_err(|e| format!("heartbeat: {e}"))?;
 
@@ -95,10 +109,28 @@ fn run(args: &flags::Args) -> Result<(), String> {
         None => crossbeam_channel::never(),
     };
     let mut started = false;
+    let mut shipper = None;
     let result = loop {
         select! {
             recv(events) -> event => match event {
-                Ok(Event::PrometheusReady) => started = true,
+                Ok(Event::PrometheusReady) => {
+                    started = true;
+                    if let (Some(bucket), None) = (&bucket, &shipper) {
+                        let opts = shipper::Options {
+                            tsdb_path: config.tsdb_path.clone(),
+                            meta_file_name: config.shipper.meta_file_name.clone(),
+                            upload_compacted: config.shipper.upload_compacted,
+                            hash_sha256: config.shipper.hash_sha256,
+                            upload_concurrency: config.shipper.upload_concurrency,
+                            allow_out_of_order_uploads: config.shipper.allow_out_of_order_uploads,
+                            skip_corrupted_blocks: config.shipper.skip_corrupted_blocks,
+                        };
+                        match shipper::spawn(opts, bucket.clone(), metadata.clone(), &registry, events_sender.clone()) {
+                            Ok(handle) => shipper = Some(handle),
+                            Err(e) => break Err(format!("shipper: {e}")),
+                        }
+                    }
+                }
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
@@ -116,11 +148,13 @@ fn run(args: &flags::Args) -> Result<(), String> {
         }
     };
 
-    // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, signals.
+    // Shut down in Thanos' order: HTTP (not ready first, so probes see it),
+    // heartbeat, shipper (an upload in flight is abandoned, not recorded), signals.
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);
     drop(heartbeat);
+    drop(shipper);
     drop(signals);
     result
 }

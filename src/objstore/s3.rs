@@ -1,0 +1,616 @@
+//! `type: S3`: any S3-compatible server, through rust-s3's synchronous client.
+//!
+//! rust-s3 signs every request and runs the small ones (HEAD, GET, LIST,
+//! DELETE, and the multipart initiate/complete/abort calls). Its sync API
+//! takes request bodies as in-memory slices, though, so object and part
+//! bodies are sent differently: rust-s3 presigns the PUT (SigV4 query
+//! signature, `UNSIGNED-PAYLOAD`) and ureq streams the bytes from the file
+//! with a fixed `Content-Length`. Memory per upload is a copy buffer, whatever
+//! the object's or the part's size.
+//!
+//! Objects of at least `part_size` bytes go up as multipart uploads (parts of
+//! `part_size`, grown if the object would need more than 10 000 parts),
+//! smaller ones as one PUT; `disable_multipart` forces one PUT.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use s3::creds::Credentials;
+use s3::serde_types::Part;
+use s3::Region;
+
+use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
+
+/// S3 allows at most this many parts per multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// Presigned URLs are made right before use; an hour covers a slow part.
+const PRESIGN_SECS: u32 = 3600;
+/// Attempts per request: network blips should not fail a whole block.
+const ATTEMPTS: u32 = 3;
+
+pub struct S3 {
+    bucket: Box<s3::Bucket>,
+    /// The same bucket, adding the PUT-only headers (user metadata, storage
+    /// class, SSE) to the multipart initiate call.
+    put_bucket: Box<s3::Bucket>,
+    put_headers: HeaderMap,
+    agent: ureq::Agent,
+    part_size: u64,
+    disable_multipart: bool,
+    send_content_md5: bool,
+    trace: bool,
+    name: String,
+}
+
+/// Keys that rust-s3's sync client cannot honour: refusing them at start-up
+/// beats silently talking to S3 differently from what the operator asked.
+fn unsupported(cfg: &S3Config) -> Option<&'static str> {
+    let tls = &cfg.http_config.tls_config;
+    [
+        (cfg.signature_version2, "signature_version2"),
+        (
+            cfg.http_config.insecure_skip_verify,
+            "http_config.insecure_skip_verify",
+        ),
+        (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
+        (
+            !tls.cert_file.is_empty(),
+            "http_config.tls_config.cert_file",
+        ),
+        (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
+        (
+            !tls.server_name.is_empty(),
+            "http_config.tls_config.server_name",
+        ),
+        (
+            tls.insecure_skip_verify,
+            "http_config.tls_config.insecure_skip_verify",
+        ),
+        (cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"),
+        (!cfg.sts_endpoint.is_empty(), "sts_endpoint"),
+        (cfg.aws_sdk_auth, "aws_sdk_auth"),
+    ]
+    .into_iter()
+    .find_map(|(set, key)| set.then_some(key))
+}
+
+/// `auto` picks virtual-hosted style only where Thanos' S3 client does: AWS
+/// and the other big clouds; everything else (MinIO, Ceph, moto) gets paths.
+fn path_style(cfg: &S3Config) -> bool {
+    match cfg.bucket_lookup_type.as_str() {
+        "path" => true,
+        "virtual-hosted" => false,
+        _ => {
+            let host = cfg.endpoint.split(':').next().unwrap_or("");
+            let cloud = host.ends_with("amazonaws.com")
+                || host.ends_with("aliyuncs.com")
+                || host == "storage.googleapis.com";
+            !cloud || cfg.bucket.contains('.')
+        }
+    }
+}
+
+fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
+    let token = (!cfg.session_token.is_empty()).then_some(cfg.session_token.as_str());
+    let mut creds = if !cfg.access_key.is_empty() {
+        Credentials::new(
+            Some(&cfg.access_key),
+            Some(&cfg.secret_key),
+            token,
+            token,
+            None,
+        )
+        .map_err(|e| format!("objstore config for type S3: credentials: {e}"))?
+    } else {
+        // Without keys: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN),
+        // then ~/.aws/credentials, then instance metadata; else anonymous.
+        match Credentials::new(None, None, None, None, None) {
+            Ok(c) => c,
+            Err(_) => {
+                log::info!("no S3 credentials found in the environment, files or instance metadata; requests will be anonymous");
+                Credentials::anonymous().map_err(|e| format!("S3 credentials: {e}"))?
+            }
+        }
+    };
+    // Presigned URLs carry the "security" token; environment credentials
+    // only fill the "session" one.
+    if creds.security_token.is_none() {
+        creds.security_token = creds.session_token.clone();
+    }
+    Ok(creds)
+}
+
+fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    let mut add = |name: String, value: &str| -> Result<(), String> {
+        let n = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
+        let v = HeaderValue::from_str(value)
+            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
+        headers.insert(n, v);
+        Ok(())
+    };
+    for (k, v) in &cfg.put_user_metadata {
+        if k.eq_ignore_ascii_case("X-Amz-Storage-Class") {
+            add("x-amz-storage-class".into(), v)?;
+        } else {
+            add(format!("x-amz-meta-{k}"), v)?;
+        }
+    }
+    match cfg.sse_config.kind.as_str() {
+        "SSE-S3" => add("x-amz-server-side-encryption".into(), "AES256")?,
+        "SSE-KMS" => {
+            add("x-amz-server-side-encryption".into(), "aws:kms")?;
+            add(
+                "x-amz-server-side-encryption-aws-kms-key-id".into(),
+                &cfg.sse_config.kms_key_id,
+            )?;
+            if !cfg.sse_config.kms_encryption_context.is_empty() {
+                let json = serde_json::to_string(&cfg.sse_config.kms_encryption_context)
+                    .map_err(|e| format!("sse_config.kms_encryption_context: {e}"))?;
+                add(
+                    "x-amz-server-side-encryption-context".into(),
+                    &base64::engine::general_purpose::STANDARD.encode(json),
+                )?;
+            }
+        }
+        _ => {}
+    }
+    Ok(headers)
+}
+
+impl S3 {
+    pub fn new(cfg: &S3Config) -> Result<S3, String> {
+        if let Some(key) = unsupported(cfg) {
+            return Err(format!(
+                "objstore config for type S3: {key} is not supported by this sidecar's S3 client"
+            ));
+        }
+        // rust-s3's HTTP client builds its TLS config from the process-wide
+        // crypto provider; the rest of the sidecar uses ring, so does it.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let scheme = if cfg.insecure { "http" } else { "https" };
+        let region = Region::Custom {
+            region: if cfg.region.is_empty() {
+                "us-east-1".into()
+            } else {
+                cfg.region.clone()
+            },
+            endpoint: format!("{scheme}://{}", cfg.endpoint),
+        };
+        let timeout = cfg.http_config.response_header_timeout;
+        let base = s3::Bucket::new(&cfg.bucket, region, credentials(cfg)?)
+            .map_err(|e| format!("objstore config for type S3: {e}"))?;
+        let mut base = if path_style(cfg) {
+            base.with_path_style()
+        } else {
+            base
+        };
+        if cfg.list_objects_version == "v1" {
+            base.set_listobjects_v1();
+        }
+        base.set_request_timeout(Some(timeout));
+        let put_headers = put_headers(cfg)?;
+        let put_bucket = Box::new(
+            base.with_extra_headers(put_headers.clone())
+                .map_err(|e| format!("objstore config for type S3: {e}"))?,
+        );
+        let http = &cfg.http_config;
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(http.tls_handshake_timeout.max(Duration::from_secs(1)))
+            // No progress for this long on a socket fails the request.
+            .timeout_read(timeout)
+            .timeout_write(timeout)
+            .max_idle_connections(http.max_idle_conns.max(0) as usize)
+            .max_idle_connections_per_host(http.max_idle_conns_per_host.max(0) as usize)
+            .user_agent(crate::prometheus::USER_AGENT)
+            .build();
+        Ok(S3 {
+            bucket: base,
+            put_bucket,
+            put_headers,
+            agent,
+            part_size: cfg.part_size.max(5 * 1024 * 1024),
+            disable_multipart: cfg.disable_multipart,
+            send_content_md5: cfg.send_content_md5,
+            trace: cfg.trace.enable,
+            name: cfg.bucket.clone(),
+        })
+    }
+
+    fn trace(&self, what: &str, key: &str) {
+        if self.trace {
+            log::debug!(bucket = self.name.as_str(), key = key; "S3 {what}");
+        }
+    }
+
+    /// Retries `f` on failures that are not the caller's (network, 5xx).
+    fn retry<T>(
+        &self,
+        cancel: &Cancel,
+        mut f: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut attempt = 1;
+        loop {
+            cancel.check()?;
+            match f() {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind == ErrorKind::Other && attempt < ATTEMPTS => {
+                    log::debug!(err:% = e, attempt = attempt; "S3 request failed; retrying");
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// PUTs `len` bytes of `file` from `offset` to a presigned URL; returns the ETag.
+    fn put_range(
+        &self,
+        key: &str,
+        file: &File,
+        offset: u64,
+        len: u64,
+        part: Option<(u32, &str)>,
+        cancel: &Cancel,
+    ) -> Result<String, Error> {
+        self.retry(cancel, || {
+            let md5 = if self.send_content_md5 {
+                Some(md5_of(file, offset, len, cancel)?)
+            } else {
+                None
+            };
+            let mut f = file
+                .try_clone()
+                .map_err(|e| Error::from_io(e, "reopen file"))?;
+            f.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::from_io(e, "seek"))?;
+            self.put(key, f.take(len), len, md5, part, cancel)
+        })
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        body: impl Read,
+        len: u64,
+        md5: Option<String>,
+        part: Option<(u32, &str)>,
+        cancel: &Cancel,
+    ) -> Result<String, Error> {
+        let (headers, queries) = match part {
+            Some((number, upload_id)) => (
+                None,
+                Some(
+                    [
+                        ("partNumber".to_string(), number.to_string()),
+                        ("uploadId".to_string(), upload_id.to_string()),
+                    ]
+                    .into_iter()
+                    .collect(),
+                ),
+            ),
+            None => (Some(self.put_headers.clone()), None),
+        };
+        let url = self
+            .bucket
+            .presign_put(key, PRESIGN_SECS, headers, queries)
+            .map_err(|e| Error::other(format!("presign PUT {key}: {e}")))?;
+        let mut req = self
+            .agent
+            .put(&url)
+            .set("Content-Length", &len.to_string())
+            .set("Content-Type", "application/octet-stream");
+        if part.is_none() {
+            for (name, value) in &self.put_headers {
+                if let Ok(v) = value.to_str() {
+                    req = req.set(name.as_str(), v);
+                }
+            }
+        }
+        if let Some(md5) = &md5 {
+            req = req.set("Content-MD5", md5);
+        }
+        let body = CancelReader {
+            inner: body,
+            cancel,
+        };
+        match req.send(body) {
+            Ok(resp) => Ok(resp.header("ETag").unwrap_or_default().to_string()),
+            Err(ureq::Error::Status(code, resp)) => {
+                let body = resp.into_string().unwrap_or_default();
+                Err(Error::other(format!(
+                    "PUT {key}: HTTP {code}: {}",
+                    s3_message(&body)
+                )))
+            }
+            Err(ureq::Error::Transport(t)) => {
+                if cancel.is_cancelled() {
+                    Err(Error::cancelled())
+                } else {
+                    Err(Error::other(format!("PUT {key}: {t}")))
+                }
+            }
+        }
+    }
+
+    fn multipart(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
+        let part_size = self.part_size.max(size.div_ceil(MAX_PARTS));
+        let init = self.retry(cancel, || {
+            self.put_bucket
+                .initiate_multipart_upload(key, "application/octet-stream")
+                .map_err(|e| Error::other(format!("initiate multipart upload of {key}: {e}")))
+        })?;
+        let upload_id = init.upload_id;
+        let result = (|| {
+            let mut parts = Vec::new();
+            let mut offset = 0;
+            let mut number = 1u32;
+            while offset < size {
+                let len = part_size.min(size - offset);
+                let etag = self
+                    .put_range(key, file, offset, len, Some((number, &upload_id)), cancel)
+                    .map_err(|e| e.context(format!("part {number}")))?;
+                parts.push(Part {
+                    part_number: number,
+                    etag,
+                });
+                offset += len;
+                number += 1;
+            }
+            cancel.check()?;
+            self.retry(cancel, || {
+                let resp = self
+                    .bucket
+                    .complete_multipart_upload(key, &upload_id, parts.clone())
+                    .map_err(|e| Error::other(format!("complete multipart upload: {e}")))?;
+                check_status(
+                    resp.status_code(),
+                    resp.as_slice(),
+                    "complete multipart upload",
+                )
+            })
+        })();
+        if let Err(e) = &result {
+            // A shutdown must not wait on the network; S3 lifecycle rules
+            // reap what an abandoned upload leaves.
+            if e.kind != ErrorKind::Cancelled {
+                if let Err(abort) = self.bucket.abort_upload(key, &upload_id) {
+                    log::debug!(key = key, err:% = abort; "aborting multipart upload failed");
+                }
+            }
+        }
+        result.map_err(|e| e.context(format!("multipart upload of {key}")))
+    }
+}
+
+fn check_status(status: u16, body: &[u8], what: &str) -> Result<(), Error> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(Error::other(format!(
+            "{what}: HTTP {status}: {}",
+            s3_message(&String::from_utf8_lossy(body))
+        )))
+    }
+}
+
+/// The `<Code>` and `<Message>` of an S3 XML error, or the body as is.
+fn s3_message(body: &str) -> String {
+    let tag = |t: &str| {
+        let start = body.find(&format!("<{t}>"))? + t.len() + 2;
+        let end = body[start..].find(&format!("</{t}>"))? + start;
+        Some(body[start..end].to_string())
+    };
+    match (tag("Code"), tag("Message")) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(c), None) => c,
+        _ => body.chars().take(200).collect(),
+    }
+}
+
+/// Base64 MD5 of a file range, for `Content-MD5` (`send_content_md5`).
+fn md5_of(file: &File, offset: u64, len: u64, cancel: &Cancel) -> Result<String, Error> {
+    let mut f = file
+        .try_clone()
+        .map_err(|e| Error::from_io(e, "reopen file"))?;
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::from_io(e, "seek"))?;
+    let mut reader = CancelReader {
+        inner: f.take(len),
+        cancel,
+    };
+    let mut ctx = md5::Context::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| Error::from_io(e, "read for MD5"))?;
+        if n == 0 {
+            break;
+        }
+        ctx.consume(&buf[..n]);
+    }
+    Ok(base64::engine::general_purpose::STANDARD.encode(ctx.finalize().0))
+}
+
+impl Bucket for S3 {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn upload_file(&self, key: &str, path: &Path, cancel: &Cancel) -> Result<u64, Error> {
+        self.trace("upload", key);
+        let file =
+            File::open(path).map_err(|e| Error::from_io(e, format!("open {}", path.display())))?;
+        let size = file
+            .metadata()
+            .map_err(|e| Error::from_io(e, format!("stat {}", path.display())))?
+            .len();
+        if self.disable_multipart || size < self.part_size {
+            self.put_range(key, &file, 0, size, None, cancel)?;
+        } else {
+            self.multipart(key, &file, size, cancel)?;
+        }
+        Ok(size)
+    }
+
+    fn upload_bytes(&self, key: &str, data: &[u8], cancel: &Cancel) -> Result<(), Error> {
+        self.trace("upload", key);
+        self.retry(cancel, || {
+            let md5 = self
+                .send_content_md5
+                .then(|| base64::engine::general_purpose::STANDARD.encode(md5::compute(data).0));
+            self.put(key, data, data.len() as u64, md5, None, cancel)
+                .map(|_| ())
+        })
+    }
+
+    fn exists(&self, key: &str) -> Result<bool, Error> {
+        self.trace("exists", key);
+        self.retry(&Cancel::new(), || {
+            let (_, status) = self
+                .bucket
+                .head_object(key)
+                .map_err(|e| Error::other(format!("HEAD {key}: {e}")))?;
+            match status {
+                200..=299 => Ok(true),
+                404 => Ok(false),
+                code => Err(Error::other(format!("HEAD {key}: HTTP {code}"))),
+            }
+        })
+    }
+
+    fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
+        self.trace("get", key);
+        self.retry(&Cancel::new(), || {
+            let resp = self
+                .bucket
+                .get_object(key)
+                .map_err(|e| Error::other(format!("GET {key}: {e}")))?;
+            match resp.status_code() {
+                404 => Err(Error::not_found(key)),
+                status => {
+                    check_status(status, resp.as_slice(), &format!("GET {key}"))?;
+                    Ok(resp.as_slice().to_vec())
+                }
+            }
+        })
+    }
+
+    fn iter(&self, dir: &str) -> Result<Vec<String>, Error> {
+        self.trace("iter", dir);
+        let prefix = if dir.is_empty() || dir.ends_with('/') {
+            dir.to_string()
+        } else {
+            format!("{dir}/")
+        };
+        self.retry(&Cancel::new(), || {
+            let pages = self
+                .bucket
+                .list(prefix.clone(), Some("/".into()))
+                .map_err(|e| Error::other(format!("LIST {prefix}: {e}")))?;
+            let mut out = Vec::new();
+            for page in pages {
+                out.extend(page.contents.into_iter().map(|o| o.key));
+                out.extend(
+                    page.common_prefixes
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|p| p.prefix),
+                );
+            }
+            // The "directory" object itself is not one of its entries.
+            out.retain(|k| *k != prefix);
+            out.sort();
+            Ok(out)
+        })
+    }
+
+    fn delete(&self, key: &str) -> Result<(), Error> {
+        self.trace("delete", key);
+        let resp = self
+            .bucket
+            .delete_object(key)
+            .map_err(|e| Error::other(format!("DELETE {key}: {e}")))?;
+        match resp.status_code() {
+            404 => Ok(()),
+            status => check_status(status, resp.as_slice(), &format!("DELETE {key}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(yaml: &str) -> S3Config {
+        match crate::objstore::Config::parse(yaml)
+            .unwrap()
+            .unwrap()
+            .backend
+        {
+            crate::objstore::Backend::S3(s3) => *s3,
+            _ => panic!("not S3"),
+        }
+    }
+
+    #[test]
+    fn unsupported_values_are_refused_by_name() {
+        for (extra, key) in [
+            ("signature_version2: true", "signature_version2"),
+            (
+                "http_config: {insecure_skip_verify: true}",
+                "http_config.insecure_skip_verify",
+            ),
+            (
+                "http_config: {tls_config: {ca_file: /x}}",
+                "http_config.tls_config.ca_file",
+            ),
+            ("sse_config: {type: SSE-C, encryption_key: /k}", "SSE-C"),
+        ] {
+            let c = cfg(&format!(
+                "type: S3\nconfig: {{bucket: b, endpoint: 127.0.0.1:1, {extra}}}\n"
+            ));
+            let err = S3::new(&c).err().unwrap();
+            assert!(err.contains(key), "{err}");
+        }
+    }
+
+    #[test]
+    fn lookup_style() {
+        let mut c = cfg("type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:9000}\n");
+        assert!(path_style(&c));
+        c.endpoint = "s3.eu-west-1.amazonaws.com".into();
+        assert!(!path_style(&c));
+        c.bucket_lookup_type = "path".into();
+        assert!(path_style(&c));
+        c.endpoint = "minio:9000".into();
+        c.bucket_lookup_type = "virtual-hosted".into();
+        assert!(!path_style(&c));
+    }
+
+    #[test]
+    fn put_headers_from_metadata_and_sse() {
+        let c = cfg("type: S3\nconfig:\n  bucket: b\n  endpoint: e\n  put_user_metadata: {X-Amz-Storage-Class: STANDARD_IA, team: a}\n  sse_config: {type: SSE-KMS, kms_key_id: k1}\n");
+        let h = put_headers(&c).unwrap();
+        assert_eq!(h["x-amz-storage-class"], "STANDARD_IA");
+        assert_eq!(h["x-amz-meta-team"], "a");
+        assert_eq!(h["x-amz-server-side-encryption"], "aws:kms");
+        assert_eq!(h["x-amz-server-side-encryption-aws-kms-key-id"], "k1");
+    }
+
+    #[test]
+    fn s3_error_messages() {
+        assert_eq!(
+            s3_message("<Error><Code>NoSuchBucket</Code><Message>gone</Message></Error>"),
+            "NoSuchBucket: gone"
+        );
+        assert_eq!(s3_message("plain"), "plain");
+    }
+}

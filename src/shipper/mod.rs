@@ -1,0 +1,174 @@
+//! The shipper: uploads every new TSDB block to object storage, as Thanos lays
+//! it out, and records what it shipped in `thanos.shipper.json`.
+//!
+//! One thread runs one [`sync::Shipper::sync`] at a time: right away, every
+//! 30 s (Thanos' fixed period), and shortly after a new block directory
+//! appears in `--tsdb.path` (Thanos only polls; a watch gets blocks out
+//! sooner). Dropping the [`Handle`] cancels an in-flight upload without
+//! recording it, then joins the thread.
+//!
+//! The local TSDB is never modified: blocks are read through hard links in
+//! `<tsdb.path>/thanos/upload/<ULID>`, and only that staging directory and
+//! the shipper file are written.
+
+pub mod meta;
+pub mod state;
+pub mod sync;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{select, Receiver, Sender};
+use notify::Watcher as _;
+
+use crate::metadata::Metadata;
+use crate::objstore::{Bucket, Cancel};
+use crate::Event;
+
+pub use sync::Options;
+
+/// Thanos syncs this often, fixed.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+/// After a block directory appears, wait this long for more (Prometheus
+/// writes a few in a row after downtime) before syncing.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+
+/// Dropping the handle cancels the current upload, closes the inbox and joins the thread.
+pub struct Handle {
+    cancel: Cancel,
+    _sender: Sender<Never>,
+    _thread: jod_thread::JoinHandle<()>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        // The fields drop after this: the inbox closes, then the join waits
+        // for the (now interrupted) sync to return.
+        self.cancel.cancel();
+    }
+}
+
+/// The inbox carries no messages: closing it is the only thing it says.
+pub enum Never {}
+
+/// Starts the shipper; call once Prometheus' external labels are known.
+pub fn spawn(
+    opts: Options,
+    bucket: Arc<dyn Bucket>,
+    metadata: Arc<Metadata>,
+    registry: &prom::Registry,
+    events: Sender<Event>,
+) -> std::io::Result<Handle> {
+    if !opts.tsdb_path.is_dir() {
+        // Thanos cannot open --tsdb.path either and stops.
+        let _ = events.send(Event::Fatal(format!(
+            "open tsdb path {}: not a directory",
+            opts.tsdb_path.display()
+        )));
+    }
+    let metrics = sync::Metrics::new(registry).map_err(std::io::Error::other)?;
+    let labels_source = metadata.clone();
+    let shipper = sync::Shipper::new(
+        opts.clone(),
+        bucket,
+        Box::new(move || labels_source.external_labels()),
+        metrics,
+    );
+    // Capacity 0: nothing is ever sent; dropping the sender is the stop signal.
+    let (sender, inbox) = crossbeam_channel::bounded(0);
+    let cancel = Cancel::new();
+    let actor_cancel = cancel.clone();
+    let thread = jod_thread::Builder::new()
+        .name("shipper".into())
+        .spawn(move || run(shipper, &opts.tsdb_path, inbox, actor_cancel))?;
+    Ok(Handle {
+        cancel,
+        _sender: sender,
+        _thread: thread,
+    })
+}
+
+/// Logs at setup what Thanos logs: a missing WAL is suspicious but not fatal.
+pub fn check_wal(tsdb_path: &Path) {
+    let wal = tsdb_path.join("wal");
+    if !wal.is_dir() {
+        log::error!(dir = wal.display().to_string().as_str(); "WAL dir is not accessible. Is this dir a TSDB directory? If yes it is shared with TSDB?");
+    }
+}
+
+fn run(shipper: sync::Shipper, tsdb_path: &Path, inbox: Receiver<Never>, cancel: Cancel) {
+    // Capacity 1: one pending "a block appeared" is as good as many.
+    let (new_block_tx, new_block) = crossbeam_channel::bounded(1);
+    let _watcher = watch(tsdb_path, new_block_tx);
+    let ticker = crossbeam_channel::tick(SYNC_INTERVAL);
+    sync_once(&shipper, &cancel);
+    loop {
+        select! {
+            recv(inbox) -> _ => return,
+            recv(ticker) -> _ => sync_once(&shipper, &cancel),
+            recv(new_block) -> _ => {
+                // Let a burst of new blocks settle into one sync.
+                loop {
+                    select! {
+                        recv(inbox) -> _ => return,
+                        recv(new_block) -> _ => continue,
+                        default(DEBOUNCE) => break,
+                    }
+                }
+                sync_once(&shipper, &cancel);
+            }
+        }
+    }
+}
+
+fn sync_once(shipper: &sync::Shipper, cancel: &Cancel) {
+    match shipper.sync(cancel) {
+        Ok(uploaded) => {
+            if uploaded > 0 {
+                log::info!(uploaded = uploaded; "shipper sync done");
+            }
+        }
+        Err(e) if e.cancelled => {
+            log::info!(err = e.message.as_str(); "shipper stopped; the interrupted block is not recorded and will be uploaded again at next start");
+        }
+        Err(e) => {
+            log::warn!(err = e.message.as_str(), uploaded = e.uploaded; "shipper sync failed");
+        }
+    }
+}
+
+/// Watches `--tsdb.path` (not recursively) for new block directories. A
+/// failing watch only costs latency: the 30 s ticker still finds the blocks.
+fn watch(tsdb_path: &Path, new_block: Sender<()>) -> Option<notify::RecommendedWatcher> {
+    let handler = move |res: notify::Result<notify::Event>| {
+        let Ok(event) = res else { return };
+        let relevant = matches!(
+            event.kind,
+            notify::EventKind::Create(_)
+                | notify::EventKind::Modify(notify::event::ModifyKind::Name(_))
+        );
+        if relevant && event.paths.iter().any(|p| names_block(p)) {
+            // Full means a sync is already pending.
+            let _ = new_block.try_send(());
+        }
+    };
+    let mut watcher = match notify::recommended_watcher(handler) {
+        Ok(w) => w,
+        Err(e) => {
+            log::warn!(err:% = e; "cannot watch the TSDB directory for new blocks; relying on the 30s sync");
+            return None;
+        }
+    };
+    if let Err(e) = watcher.watch(tsdb_path, notify::RecursiveMode::NonRecursive) {
+        log::warn!(err:% = e, dir = tsdb_path.display().to_string().as_str(); "cannot watch the TSDB directory for new blocks; relying on the 30s sync");
+        return None;
+    }
+    Some(watcher)
+}
+
+fn names_block(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(sync::is_block_name)
+}
