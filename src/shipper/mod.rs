@@ -34,18 +34,37 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// writes a few in a row after downtime) before syncing.
 const DEBOUNCE: Duration = Duration::from_millis(500);
 
-/// Dropping the handle cancels the current upload, closes the inbox and joins the thread.
+/// How long a shutdown waits for the sync in flight to notice it was
+/// cancelled. An upload blocked on a stalled connection cannot notice before
+/// its socket times out (minutes); past this grace the thread is left behind
+/// and dies with the process, its block unrecorded, as in Thanos.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Dropping the handle cancels the current upload, closes the inbox and
+/// joins the thread (for at most [`SHUTDOWN_GRACE`]).
 pub struct Handle {
     cancel: Cancel,
-    _sender: Sender<Never>,
-    _thread: jod_thread::JoinHandle<()>,
+    sender: Option<Sender<Never>>,
+    done: Receiver<()>,
+    thread: Option<jod_thread::JoinHandle<()>>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        // The fields drop after this: the inbox closes, then the join waits
-        // for the (now interrupted) sync to return.
         self.cancel.cancel();
+        drop(self.sender.take());
+        let finished = !matches!(
+            self.done.recv_timeout(SHUTDOWN_GRACE),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout)
+        );
+        if let Some(thread) = self.thread.take() {
+            if finished {
+                drop(thread);
+            } else {
+                log::warn!("shipper did not stop within {SHUTDOWN_GRACE:?} (an upload is stuck on the network); abandoning it unrecorded");
+                thread.detach();
+            }
+        }
     }
 }
 
@@ -79,13 +98,19 @@ pub fn spawn(
     let (sender, inbox) = crossbeam_channel::bounded(0);
     let cancel = Cancel::new();
     let actor_cancel = cancel.clone();
+    // Capacity 1: the thread says "done" once, without waiting for a reader.
+    let (done_tx, done) = crossbeam_channel::bounded(1);
     let thread = jod_thread::Builder::new()
         .name("shipper".into())
-        .spawn(move || run(shipper, &opts.tsdb_path, inbox, actor_cancel))?;
+        .spawn(move || {
+            run(shipper, &opts.tsdb_path, inbox, actor_cancel);
+            let _ = done_tx.send(());
+        })?;
     Ok(Handle {
         cancel,
-        _sender: sender,
-        _thread: thread,
+        sender: Some(sender),
+        done,
+        thread: Some(thread),
     })
 }
 

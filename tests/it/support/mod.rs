@@ -1,9 +1,11 @@
 //! Real parts for integration tests: a Prometheus server, the sidecar binary,
-//! and a recording HTTP proxy, each started on free loopback ports and
+//! an S3 server (moto), a recording HTTP proxy and a faulty TCP proxy, each started on free loopback ports and
 //! stopped when dropped.
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod faulty;
+pub mod moto;
 pub mod prometheus;
 pub mod proxy;
 pub mod sidecar;
@@ -11,6 +13,8 @@ pub mod sidecar;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use self::faulty::FaultyProxy;
+pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
 pub use self::proxy::RecordingProxy;
 pub use self::sidecar::Sidecar;

@@ -101,6 +101,12 @@ impl Sidecar {
         status
     }
 
+    /// SIGKILL: the process gets no chance to clean up.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Sends SIGTERM, as systemd and Kubernetes do.
     pub fn terminate(&self) {
         let status = Command::new("kill")
