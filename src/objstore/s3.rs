@@ -14,8 +14,11 @@
 //! smaller ones as one PUT; `disable_multipart` forces one PUT.
 
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -30,6 +33,8 @@ use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
 const MAX_PARTS: u64 = 10_000;
 /// Attempts per request: network blips should not fail a whole block.
 const ATTEMPTS: u32 = 3;
+/// Parts of one object in flight at once, as minio-go (Thanos' client) does.
+const PART_WORKERS: usize = 4;
 
 pub struct S3 {
     bucket: Box<s3::Bucket>,
@@ -91,6 +96,26 @@ fn path_style(cfg: &S3Config) -> bool {
             !cloud || cfg.bucket.contains('.')
         }
     }
+}
+
+/// The region requests are signed for. Thanos' client asks the server when
+/// `region` is empty; this one reads it from an AWS endpoint's name
+/// (`s3.<region>.amazonaws.com`), else uses us-east-1, which S3-compatible
+/// servers accept.
+fn signing_region(cfg: &S3Config) -> String {
+    if !cfg.region.is_empty() {
+        return cfg.region.clone();
+    }
+    let host = cfg.endpoint.split(':').next().unwrap_or("");
+    host.strip_suffix(".amazonaws.com")
+        .and_then(|rest| {
+            rest.strip_prefix("s3.")
+                .or_else(|| rest.strip_prefix("s3-"))
+                .map(|r| r.trim_start_matches("dualstack."))
+        })
+        .filter(|r| !r.is_empty() && !r.contains('.') && *r != "external-1")
+        .map(str::to_string)
+        .unwrap_or_else(|| "us-east-1".into())
 }
 
 fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
@@ -174,11 +199,7 @@ impl S3 {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let scheme = if cfg.insecure { "http" } else { "https" };
         let region = Region::Custom {
-            region: if cfg.region.is_empty() {
-                "us-east-1".into()
-            } else {
-                cfg.region.clone()
-            },
+            region: signing_region(cfg),
             endpoint: format!("{scheme}://{}", cfg.endpoint),
         };
         let timeout = cfg.http_config.response_header_timeout;
@@ -264,12 +285,8 @@ impl S3 {
             } else {
                 None
             };
-            let mut f = file
-                .try_clone()
-                .map_err(|e| Error::from_io(e, "reopen file"))?;
-            f.seek(SeekFrom::Start(offset))
-                .map_err(|e| Error::from_io(e, "seek"))?;
-            self.put(key, f.take(len), len, md5, part, cancel)
+            let body = RangeReader::new(file, offset, len);
+            self.put(key, body, len, md5, part, cancel)
         })
     }
 
@@ -394,6 +411,87 @@ impl S3 {
         Ok(headers)
     }
 
+    /// Uploads the parts, [`PART_WORKERS`] at a time (Thanos' S3 client
+    /// also sends parts in parallel); each streams from the file.
+    fn upload_parts(
+        &self,
+        key: &str,
+        file: &File,
+        size: u64,
+        part_size: u64,
+        upload_id: &str,
+        cancel: &Cancel,
+    ) -> Result<Vec<Part>, Error> {
+        let count = size.div_ceil(part_size);
+        let next = AtomicU64::new(0);
+        let stop = cancel.child();
+        let results: Mutex<Vec<Result<Part, Error>>> = Mutex::new(Vec::new());
+        let worker = || loop {
+            if stop.is_cancelled() {
+                return;
+            }
+            let i = next.fetch_add(1, Ordering::SeqCst);
+            if i >= count {
+                return;
+            }
+            let offset = i * part_size;
+            let len = part_size.min(size - offset);
+            let number = (i + 1) as u32;
+            let result = self
+                .put_range(key, file, offset, len, Some((number, upload_id)), &stop)
+                .map(|etag| Part {
+                    part_number: number,
+                    etag,
+                })
+                .map_err(|e| e.context(format!("part {number}")));
+            if result.is_err() {
+                stop.cancel();
+            }
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(result);
+        };
+        let workers = PART_WORKERS.min(count.max(1) as usize);
+        std::thread::scope(|scope| -> Result<(), Error> {
+            for n in 1..workers {
+                std::thread::Builder::new()
+                    .name(format!("s3-part-{n}"))
+                    .spawn_scoped(scope, worker)
+                    .map_err(|e| Error::other(format!("spawn part upload thread: {e}")))?;
+            }
+            worker();
+            Ok(())
+        })?;
+        let mut parts = Vec::new();
+        let mut first_error: Option<Error> = None;
+        for r in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            match r {
+                Ok(p) => parts.push(p),
+                // A real failure explains more than its siblings' "cancelled".
+                Err(e) => {
+                    if first_error.as_ref().map_or(true, |f| {
+                        f.kind == ErrorKind::Cancelled && e.kind != ErrorKind::Cancelled
+                    }) {
+                        first_error = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        cancel.check()?;
+        if parts.len() as u64 != count {
+            return Err(Error::other(format!(
+                "{} of {count} parts uploaded",
+                parts.len()
+            )));
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+
     fn multipart(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
         let part_size = self.part_size.max(size.div_ceil(MAX_PARTS));
         let init = self.retry(cancel, || {
@@ -403,21 +501,7 @@ impl S3 {
         })?;
         let upload_id = init.upload_id;
         let result = (|| {
-            let mut parts = Vec::new();
-            let mut offset = 0;
-            let mut number = 1u32;
-            while offset < size {
-                let len = part_size.min(size - offset);
-                let etag = self
-                    .put_range(key, file, offset, len, Some((number, &upload_id)), cancel)
-                    .map_err(|e| e.context(format!("part {number}")))?;
-                parts.push(Part {
-                    part_number: number,
-                    etag,
-                });
-                offset += len;
-                number += 1;
-            }
+            let parts = self.upload_parts(key, file, size, part_size, &upload_id, cancel)?;
             cancel.check()?;
             self.retry(cancel, || {
                 match self
@@ -479,15 +563,48 @@ fn s3_message(body: &str) -> String {
     }
 }
 
+/// Reads `len` bytes of a file from `offset` with positional reads, so
+/// several parts of one file can stream at once from one descriptor.
+struct RangeReader<'a> {
+    file: &'a File,
+    pos: u64,
+    end: u64,
+}
+
+impl<'a> RangeReader<'a> {
+    fn new(file: &'a File, offset: u64, len: u64) -> RangeReader<'a> {
+        RangeReader {
+            file,
+            pos: offset,
+            end: offset + len,
+        }
+    }
+}
+
+impl Read for RangeReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.end.saturating_sub(self.pos);
+        if left == 0 {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.file.read_at(&mut buf[..want], self.pos)?;
+        if n == 0 {
+            // The file shrank under us: a short body would be a corrupt object.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "file shorter than when the upload started",
+            ));
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
 /// Base64 MD5 of a file range, for `Content-MD5` (`send_content_md5`).
 fn md5_of(file: &File, offset: u64, len: u64, cancel: &Cancel) -> Result<String, Error> {
-    let mut f = file
-        .try_clone()
-        .map_err(|e| Error::from_io(e, "reopen file"))?;
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| Error::from_io(e, "seek"))?;
     let mut reader = CancelReader {
-        inner: f.take(len),
+        inner: RangeReader::new(file, offset, len),
         cancel,
     };
     let mut ctx = md5::Context::new();
@@ -658,6 +775,18 @@ mod tests {
         c.endpoint = "minio:9000".into();
         c.bucket_lookup_type = "virtual-hosted".into();
         assert!(!path_style(&c));
+    }
+
+    #[test]
+    fn region_from_aws_endpoint() {
+        let mut c = cfg("type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:9000}\n");
+        assert_eq!(signing_region(&c), "us-east-1");
+        c.endpoint = "s3.eu-west-1.amazonaws.com".into();
+        assert_eq!(signing_region(&c), "eu-west-1");
+        c.endpoint = "s3.amazonaws.com".into();
+        assert_eq!(signing_region(&c), "us-east-1");
+        c.region = "ap-south-1".into();
+        assert_eq!(signing_region(&c), "ap-south-1");
     }
 
     #[test]
