@@ -51,6 +51,9 @@ fn main() -> ExitCode {
 fn run(args: &flags::Args) -> Result<(), String> {
     let config = Config::new(args, |warning| log::warn!("{warning}"))?;
     refuse_unimplemented(&config)?;
+    if config.objstore.is_none() {
+        log::info!("no supported bucket was configured, uploads will be disabled");
+    }
     log::info!("starting sidecar");
 
     // Everything a component measures goes into this registry, served on /metrics.
@@ -102,15 +105,16 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
-                    log::info!(signal = name; "caught signal; exiting");
+                    log::info!(sig = name; "caught signal. Exiting.");
                     break Ok(());
                 }
                 Err(_) => break Ok(()),
             },
             recv(ready_deadline) -> _ => if !started {
                 break Err(format!(
-                    "Prometheus did not report external labels within --prometheus.ready_timeout={:?}",
-                    config.prometheus.ready_timeout
+                    "aborting as no external labels found after waiting {} (--prometheus.ready_timeout): \
+                     not uploading as no external labels are configured yet - is Prometheus healthy/reachable?",
+                    flags::format_model_duration(config.prometheus.ready_timeout)
                 ));
             },
         }

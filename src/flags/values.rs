@@ -105,6 +105,31 @@ pub fn model_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(total))
 }
 
+/// Prints a duration as Prometheus' `model.Duration` does (`1d`, `2h`, `1h30m`, `0s`).
+pub fn format_model_duration(d: Duration) -> String {
+    const UNITS: [(&str, u128); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1_000),
+        ("ms", 1),
+    ];
+    let mut ms = d.as_millis();
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, per) in UNITS {
+        if ms >= per {
+            out.push_str(&format!("{}{unit}", ms / per));
+            ms %= per;
+        }
+    }
+    out
+}
+
 /// `--min-time`: an RFC 3339 instant, or a duration relative to "now" that is
 /// evaluated afresh every time the bound is used, as Thanos does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,6 +239,14 @@ mod tests {
         for bad in ["", "1.5h", "10us", "30m1h", "5", "1h1h", "-1h"] {
             assert!(model_duration(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn model_durations_print_like_prometheus() {
+        for s in ["2h", "1d", "1w", "1h30m", "1y", "90ms", "1d2h3m4s5ms"] {
+            assert_eq!(format_model_duration(model_duration(s).unwrap()), s);
+        }
+        assert_eq!(format_model_duration(Duration::ZERO), "0s");
     }
 
     #[test]
