@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
-use thanos_sidecar::{build_info, heartbeat, http, logging, metadata, prometheus, signals, Event};
+use thanos_sidecar::{
+    build_info, heartbeat, http, logging, metadata, prometheus, sd_notify, signals, Event,
+};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = match std::env::args_os()
@@ -97,11 +99,21 @@ fn run(args: &flags::Args) -> Result<(), String> {
         Some(_) => crossbeam_channel::after(config.prometheus.ready_timeout),
         None => crossbeam_channel::never(),
     };
+    // systemd (Type=notify) hears when we serve, how we are, and that we live.
+    let systemd = sd_notify::Notifier::from_env();
+    systemd.status("waiting for Prometheus");
+    let watchdog = match systemd.watchdog_interval() {
+        Some(interval) => crossbeam_channel::tick(interval),
+        None => crossbeam_channel::never(),
+    };
     let mut started = false;
     let result = loop {
         select! {
             recv(events) -> event => match event {
-                Ok(Event::PrometheusReady) => started = true,
+                Ok(Event::PrometheusReady) => {
+                    started = true;
+                    systemd.ready("serving; Prometheus is up");
+                }
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
@@ -110,6 +122,8 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 }
                 Err(_) => break Ok(()),
             },
+            // Pinged from this loop, so a hung supervisor gets us restarted.
+            recv(watchdog) -> _ => systemd.watchdog(),
             recv(ready_deadline) -> _ => if !started {
                 break Err(format!(
                     "aborting as no external labels found after waiting {} (--prometheus.ready_timeout): \
@@ -121,6 +135,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
     };
 
     // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, signals.
+    systemd.stopping();
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);

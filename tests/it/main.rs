@@ -5,3 +5,4 @@
 mod cli;
 mod daemon;
 mod support;
+mod systemd;
