@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metadata;
 pub mod objstore;
 pub mod prometheus;
+pub mod reloader;
 pub mod sd_notify;
 pub mod signals;
 

@@ -7,7 +7,7 @@ use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
 use thanos_sidecar::{
-    build_info, heartbeat, http, logging, metadata, prometheus, sd_notify, signals, Event,
+    build_info, heartbeat, http, logging, metadata, prometheus, reloader, sd_notify, signals, Event,
 };
 
 fn main() -> ExitCode {
@@ -76,6 +76,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let signals =
         signals::spawn(events_sender.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let http = http::spawn(&config.http.address, registry.clone(), metadata.clone())?;
+    let reload_client = client.clone();
     let heartbeat = heartbeat::spawn(
         heartbeat::Config {
             interval: config.prometheus.get_config_interval,
@@ -92,6 +93,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
         events_sender,
     )
     .map_err(|e| format!("heartbeat: {e}"))?;
+    let reloader = reloader::spawn(&config.reloader, reload_client, &registry)?;
 
     // With uploads on, Thanos gives Prometheus `--prometheus.ready_timeout` to
     // show its external labels; the shipper cannot label blocks without them.
@@ -134,12 +136,13 @@ fn run(args: &flags::Args) -> Result<(), String> {
         }
     };
 
-    // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, signals.
+    // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, reloader, signals.
     systemd.stopping();
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);
     drop(heartbeat);
+    drop(reloader);
     drop(signals);
     result
 }
@@ -156,14 +159,6 @@ fn refuse_unimplemented(config: &Config) -> Result<(), String> {
         (
             config.grpc.tls.is_some(),
             "--grpc-server-tls-* (TLS on the gRPC server)",
-        ),
-        (
-            config.reloader.config_file.is_some(),
-            "--reloader.config-file (the reloader)",
-        ),
-        (
-            !config.reloader.rule_dirs.is_empty(),
-            "--reloader.rule-dir (the reloader)",
         ),
     ];
     match missing.iter().find(|(set, _)| *set) {
