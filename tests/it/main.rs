@@ -4,5 +4,6 @@
 
 mod cli;
 mod daemon;
+mod reloader;
 mod support;
 mod systemd;
