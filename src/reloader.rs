@@ -458,6 +458,8 @@ fn watch(
     let (events, errors) = (metrics.watch_events.clone(), metrics.watch_errors.clone());
     let mut watcher =
         notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            // Opens and reads are not counted: Thanos' fsnotify never sees them.
+            Ok(event) if is_read(&event) => {}
             Ok(event) => {
                 events.inc();
                 if is_relevant(&event, &ignored) {
@@ -502,14 +504,14 @@ fn watch(
 }
 
 /// Opening or reading a file changes nothing (and our own hashing opens
-/// them all); writes of our own output are not news either.
+/// them all, so heeding them would loop).
+fn is_read(event: &notify::Event) -> bool {
+    matches!(event.kind, EventKind::Access(kind) if kind != AccessKind::Close(AccessMode::Write))
+}
+
+/// Reads are not news, and neither are writes of our own output.
 fn is_relevant(event: &notify::Event, ignored: &[PathBuf]) -> bool {
-    if let EventKind::Access(kind) = event.kind {
-        if kind != AccessKind::Close(AccessMode::Write) {
-            return false;
-        }
-    }
-    event.paths.is_empty() || event.paths.iter().any(|p| !ignored.contains(p))
+    !is_read(event) && (event.paths.is_empty() || event.paths.iter().any(|p| !ignored.contains(p)))
 }
 
 enum Method {
