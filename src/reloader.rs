@@ -73,6 +73,8 @@ const CONFIRM_POLL: Duration = Duration::from_millis(250);
 /// Thanos' budget is the watch interval; the cap keeps shutdown prompt.
 const MIN_ATTEMPT: Duration = Duration::from_secs(5);
 const MAX_ATTEMPT: Duration = Duration::from_secs(30);
+/// Floor for `--reloader.retry-interval`.
+const MIN_RETRY: Duration = Duration::from_millis(100);
 /// gzip magic and deflate method, as prometheus-operator's compressed configs start.
 const GZIP_MAGIC: [u8; 3] = [0x1f, 0x8b, 0x08];
 /// Linux truncates a process' `comm` to 15 bytes.
@@ -127,7 +129,8 @@ pub fn spawn(
             },
         },
         watch_interval: config.watch_interval,
-        retry_interval: config.retry_interval,
+        // 0 would retry in a busy loop (Go's ticker panics on it instead).
+        retry_interval: config.retry_interval.max(MIN_RETRY),
         attempt_timeout: attempt_timeout(config.watch_interval),
         client,
         inputs,
