@@ -76,7 +76,6 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let signals =
         signals::spawn(events_sender.clone()).map_err(|e| format!("signal handler: {e}"))?;
     let http = http::spawn(&config.http.address, registry.clone(), metadata.clone())?;
-    let reload_client = client.clone();
     let heartbeat = heartbeat::spawn(
         heartbeat::Config {
             interval: config.prometheus.get_config_interval,
@@ -87,13 +86,13 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 ignore_unequal_block_size: config.shipper.ignore_unequal_block_size,
             }),
         },
-        client,
+        client.clone(),
         metadata.clone(),
         &registry,
         events_sender,
     )
     .map_err(|e| format!("heartbeat: {e}"))?;
-    let reloader = reloader::spawn(&config.reloader, reload_client, &registry)?;
+    let reloader = reloader::spawn(&config.reloader, client, &registry)?;
 
     // With uploads on, Thanos gives Prometheus `--prometheus.ready_timeout` to
     // show its external labels; the shipper cannot label blocks without them.

@@ -1,8 +1,7 @@
 //! Reload latency: from a write of the config template to Prometheus having
 //! loaded it, as its `prometheus_config_last_reload_success_timestamp_seconds`
-//! moving shows. Run through `scripts/bench-reload`.
-//!
-//! Usage: bench_reload <thanos-sidecar binary> [changes] [http|signal]
+//! moving shows. Run through `scripts/bench-reload`, or
+//! `cargo bench --bench reload -- [changes] [http|signal]`.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -25,10 +24,9 @@ impl Drop for Guard {
 }
 
 fn main() -> Result<(), String> {
-    let mut argv = std::env::args().skip(1);
-    let sidecar_bin = argv
-        .next()
-        .ok_or("usage: bench_reload <sidecar> [changes] [method]")?;
+    // `cargo bench` adds `--bench` to every bench binary's arguments.
+    let mut argv = std::env::args().skip(1).filter(|a| a != "--bench");
+    let sidecar_bin = env!("CARGO_BIN_EXE_thanos-sidecar").to_string();
     let changes: usize = match argv.next() {
         Some(n) => n.parse().map_err(|e| format!("changes {n:?}: {e}"))?,
         None => 20,
