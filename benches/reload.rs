@@ -67,6 +67,23 @@ fn main() -> Result<(), String> {
     );
     wait(|| get(&format!("{prom_url}/-/ready")).is_some())?;
 
+    // Baseline, same Prometheus, before the sidecar runs: the benchmark writes
+    // the config itself and triggers the reload at once, so what is left is
+    // Prometheus' own reload and the metric's polling.
+    let prom_pid = _prometheus.0.id().to_string();
+    let baseline = measure(changes, &prom_url, |i| {
+        write(&config, &yaml(prom_port, 10_000 + i))?;
+        if method == "signal" {
+            let status = Command::new("kill").args(["-HUP", &prom_pid]).status();
+            status.map_err(|e| format!("kill -HUP: {e}"))?;
+        } else {
+            ureq::post(&format!("{prom_url}/-/reload"))
+                .call()
+                .map_err(|e| format!("POST /-/reload: {e}"))?;
+        }
+        Ok(())
+    })?;
+
     let http_port = free_port()?;
     let grpc_port = free_port()?;
     let _sidecar = Guard(
@@ -94,16 +111,46 @@ fn main() -> Result<(), String> {
             .is_some_and(|m| m.contains("thanos_sidecar_reloader_last_reload_successful 1"))
     })?;
 
+    let sidecar = measure(changes, &prom_url, |i| {
+        write(&template, &yaml(prom_port, i))
+    })?;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for (what, samples) in [
+        ("direct (baseline)", &baseline),
+        ("through the sidecar", &sidecar),
+    ] {
+        println!(
+            "reload latency, method={method}, {what}, {} changes: p50 {:.0} ms, p99 {:.0} ms (min {:.0} ms, max {:.0} ms)",
+            samples.len(),
+            ms(percentile(samples, 0.50)),
+            ms(percentile(samples, 0.99)),
+            ms(samples[0]),
+            ms(samples[samples.len() - 1])
+        );
+    }
+    println!(
+        "ratio sidecar / direct: p50 {:.1}x, p99 {:.1}x",
+        ms(percentile(&sidecar, 0.50)) / ms(percentile(&baseline, 0.50)),
+        ms(percentile(&sidecar, 0.99)) / ms(percentile(&baseline, 0.99))
+    );
+    Ok(())
+}
+
+/// Times `changes` changes made by `change(i)`, each until Prometheus'
+/// last-reload timestamp moves; returns the sorted latencies.
+fn measure(
+    changes: usize,
+    prom_url: &str,
+    mut change: impl FnMut(usize) -> Result<(), String>,
+) -> Result<Vec<Duration>, String> {
     let mut samples = Vec::with_capacity(changes);
     for i in 1..=changes {
         std::thread::sleep(BETWEEN);
-        let before = last_reload(&prom_url)?;
+        let before = last_reload(prom_url)?;
         let started = Instant::now();
-        write(&template, &yaml(prom_port, i))?;
-        loop {
-            if last_reload(&prom_url)? != before {
-                break;
-            }
+        change(i)?;
+        while last_reload(prom_url)? == before {
             if started.elapsed() > GIVE_UP {
                 return Err(format!("change {i} not reloaded within {GIVE_UP:?}"));
             }
@@ -112,18 +159,11 @@ fn main() -> Result<(), String> {
         samples.push(started.elapsed());
     }
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let pct =
-        |p: f64| samples[((samples.len() as f64 * p).ceil() as usize).clamp(1, samples.len()) - 1];
-    println!(
-        "reload latency, method={method}, {} changes: p50 {:.0} ms, p99 {:.0} ms (min {:.0} ms, max {:.0} ms)",
-        samples.len(),
-        ms(pct(0.50)),
-        ms(pct(0.99)),
-        ms(samples[0]),
-        ms(samples[samples.len() - 1])
-    );
-    Ok(())
+    Ok(samples)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
 /// A config that differs per change: one extra job named after it.
