@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::{IntGauge, Registry};
 
+use crate::flags::format_model_duration;
 use crate::metadata::Metadata;
 use crate::prometheus::{self, Client};
 use crate::Event;
@@ -91,6 +92,15 @@ struct Actor {
 /// The daemon is shutting down.
 struct Stopped;
 
+/// A failed heartbeat step: Thanos' message for it, and the cause.
+struct Beat(&'static str, prometheus::Error);
+
+impl std::fmt::Display for Beat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0, self.1)
+    }
+}
+
 impl Actor {
     fn run(self) {
         match self.start() {
@@ -108,38 +118,45 @@ impl Actor {
 
     fn start(&self) -> Result<(), Stopped> {
         if let Some(check) = &self.config.upload_check {
-            self.retry("validate Prometheus flags", || self.check_flags(check))?;
+            self.retry("failed to validate prometheus flags", || {
+                self.check_flags(check)
+            })?;
         }
-        let version = self.retry("get Prometheus version", || {
+        let version = self.retry("failed to fetch prometheus version", || {
             self.client
                 .version(self.config.timeout)
                 .map_err(|e| e.to_string())
         })?;
-        log::info!(version = version.as_str(); "Prometheus version");
+        log::info!(version = version.as_str(); "successfully loaded prometheus version");
         self.metadata.set_prometheus_version(version);
-        let (lowest, labels) = self.retry("get Prometheus external labels", || {
+        let (lowest, labels) = self.retry("failed to fetch initial external labels", || {
             self.fetch().map_err(|e| e.to_string())
         })?;
         if labels.is_empty() {
             let _ = self.events.send(Event::Fatal(LABELS_REQUIRED.to_string()));
             return Err(Stopped);
         }
+        log::info!(external_labels = format_labels(&labels).as_str(); "successfully loaded prometheus external labels");
         self.metadata.update(lowest, labels);
         self.up.set(1);
         self.metadata.set_ready(true);
-        log::info!("successfully loaded Prometheus external labels");
         let _ = self.events.send(Event::PrometheusReady);
         Ok(())
     }
 
-    /// Lowest timestamp and external labels, within one timeout budget.
-    fn fetch(&self) -> Result<(i64, prometheus::Labels), prometheus::Error> {
+    /// Lowest timestamp and external labels, within one timeout budget; the
+    /// error says which of the two failed, in Thanos' words.
+    fn fetch(&self) -> Result<(i64, prometheus::Labels), Beat> {
         let deadline = Instant::now() + self.config.timeout;
-        let lowest = self.client.lowest_timestamp(self.config.timeout)?;
+        let lowest = self
+            .client
+            .lowest_timestamp(self.config.timeout)
+            .map_err(|e| Beat("updating timestamps failed", e))?;
         let left = deadline.saturating_duration_since(Instant::now());
         let labels = self
             .client
-            .external_labels(left.max(Duration::from_millis(1)))?;
+            .external_labels(left.max(Duration::from_millis(1)))
+            .map_err(|e| Beat("updating labels failed", e))?;
         Ok((lowest, labels))
     }
 
@@ -147,19 +164,19 @@ impl Actor {
         match self.fetch() {
             Ok((lowest, labels)) if !labels.is_empty() => {
                 if labels != self.metadata.external_labels() {
-                    log::info!(labels = format_labels(&labels).as_str(); "Prometheus external labels changed");
+                    log::info!(external_labels = format_labels(&labels).as_str(); "prometheus external labels changed");
                 }
                 self.metadata.update(lowest, labels);
                 self.up.set(1);
                 self.metadata.set_ready(true);
             }
             Ok(_) => {
-                log::warn!(err = LABELS_REQUIRED; "heartbeat failed");
+                log::warn!(err = LABELS_REQUIRED; "updating labels failed");
                 self.up.set(0);
                 self.metadata.set_ready(false);
             }
-            Err(e) => {
-                log::warn!(err:% = e; "heartbeat failed");
+            Err(Beat(what, e)) => {
+                log::warn!(err:% = e; "{what}");
                 self.up.set(0);
                 self.metadata.set_ready(false);
             }
@@ -175,7 +192,7 @@ impl Actor {
         loop {
             match attempt() {
                 Ok(v) => return Ok(v),
-                Err(e) => log::warn!(err = e.as_str(); "failed to {what}; retrying"),
+                Err(e) => log::warn!(err = e.as_str(); "{what}. Is Prometheus running? Retrying"),
             }
             match self.inbox.recv_timeout(self.config.interval) {
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -224,17 +241,17 @@ fn validate_flags(flags: &prometheus::Flags, check: &UploadCheck) -> Result<(), 
     } else if flags.min_block_duration != flags.max_block_duration {
         if !check.ignore_unequal_block_size {
             return Err(format!(
-                "found that TSDB Max time is {} and Min time is {}; compaction needs to be disabled \
+                "found that TSDB Max time is {} and Min time is {}. Compaction needs to be disabled \
                  (storage.tsdb.min-block-duration = storage.tsdb.max-block-duration)",
-                fmt_duration(flags.max_block_duration),
-                fmt_duration(flags.min_block_duration)
+                format_model_duration(flags.max_block_duration),
+                format_model_duration(flags.min_block_duration)
             ));
         }
         log::warn!("flag to ignore Prometheus min/max block duration flags differing is being used; \
                     if the upload of a 2h block fails and Prometheus compaction happens that block may be missing from your Thanos bucket storage");
     }
     if flags.min_block_duration != Duration::from_secs(2 * 3600) {
-        log::warn!(min_block_duration = fmt_duration(flags.min_block_duration).as_str();
+        log::warn!(min_block_duration = format_model_duration(flags.min_block_duration).as_str();
             "found that TSDB block time is not 2h; only 2h block time is recommended");
     }
     Ok(())
@@ -253,16 +270,6 @@ fn clean(path: &Path) -> PathBuf {
         }
     }
     out
-}
-
-fn fmt_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    match (secs / 3600, secs % 3600 / 60, secs % 60) {
-        (0, 0, s) => format!("{s}s"),
-        (h, 0, 0) => format!("{h}h"),
-        (h, m, 0) => format!("{h}h{m}m"),
-        (h, m, s) => format!("{h}h{m}m{s}s"),
-    }
 }
 
 pub fn format_labels(labels: &prometheus::Labels) -> String {
@@ -301,7 +308,7 @@ mod tests {
     #[test]
     fn unequal_block_durations_fail_naming_both() {
         let err = validate_flags(&flags(2, 24, ""), &check()).unwrap_err();
-        assert!(err.contains("Max time is 24h and Min time is 2h"), "{err}");
+        assert!(err.contains("Max time is 1d and Min time is 2h"), "{err}");
         let mut ignore = check();
         ignore.ignore_unequal_block_size = true;
         assert_eq!(validate_flags(&flags(2, 24, ""), &ignore), Ok(()));
@@ -317,13 +324,5 @@ mod tests {
             validate_flags(&flags(2, 24, "/elsewhere/thanos.shipper.json"), &check()).unwrap_err();
         assert!(err.contains("/elsewhere/thanos.shipper.json"), "{err}");
         assert!(err.contains("/prom/data/thanos.shipper.json"), "{err}");
-    }
-
-    #[test]
-    fn durations_print_like_go() {
-        assert_eq!(fmt_duration(Duration::from_secs(7200)), "2h");
-        assert_eq!(fmt_duration(Duration::from_secs(86400)), "24h");
-        assert_eq!(fmt_duration(Duration::from_secs(5400)), "1h30m");
-        assert_eq!(fmt_duration(Duration::from_secs(30)), "30s");
     }
 }

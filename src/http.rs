@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use prom::{Encoder, Registry, TextEncoder};
-use tiny_http::{Header, Method, Request, Response, Server};
+use tiny_http::{Header, Request, Response, Server};
 
 use crate::metadata::Metadata;
 
@@ -42,7 +42,7 @@ pub fn spawn(address: &str, registry: Registry, metadata: Arc<Metadata>) -> Resu
         })
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
     metadata.set_healthy(true);
-    log::info!(component = "http", address = address; "listening for requests and metrics");
+    log::info!(service = "http/server", component = "sidecar", address = address; "listening for requests and metrics");
     Ok(Handle {
         server,
         _thread: thread,
@@ -55,7 +55,7 @@ fn serve(request: Request, registry: &Registry, metadata: &Metadata) {
         ("/-/healthy", _) => text(200, "OK"),
         ("/-/ready", _) if metadata.is_ready() => text(200, "OK"),
         ("/-/ready", _) => text(503, "NOT OK\n"),
-        ("/metrics", Method::Get | Method::Head) => metrics(registry),
+        ("/metrics", _) => metrics(registry),
         _ => text(404, "404 page not found\n"),
     };
     if let Err(e) = request.respond(response) {

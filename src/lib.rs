@@ -12,6 +12,8 @@ pub mod logging;
 pub mod metadata;
 pub mod objstore;
 pub mod prometheus;
+pub mod reloader;
+pub mod sd_notify;
 pub mod shipper;
 pub mod signals;
 

@@ -7,7 +7,8 @@ use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
 use thanos_sidecar::{
-    build_info, heartbeat, http, logging, metadata, objstore, prometheus, shipper, signals, Event,
+    build_info, heartbeat, http, logging, metadata, objstore, prometheus, reloader, sd_notify,
+    shipper, signals, Event,
 };
 
 fn main() -> ExitCode {
@@ -53,6 +54,9 @@ fn main() -> ExitCode {
 fn run(args: &flags::Args) -> Result<(), String> {
     let config = Config::new(args, |warning| log::warn!("{warning}"))?;
     refuse_unimplemented(&config)?;
+    if config.objstore.is_none() {
+        log::info!("no supported bucket was configured, uploads will be disabled");
+    }
     log::info!("starting sidecar");
 
     // Everything a component measures goes into this registry, served on /metrics.
@@ -68,10 +72,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
             shipper::check_wal(&config.tsdb_path);
             Some(objstore::open(objstore, &registry)?)
         }
-        None => {
-            log::info!("no supported bucket was configured, uploads will be disabled");
-            None
-        }
+        None => None,
     };
     let client = prometheus::Client::new(
         config.prometheus.url.clone(),
@@ -95,17 +96,25 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 ignore_unequal_block_size: config.shipper.ignore_unequal_block_size,
             }),
         },
-        client,
+        client.clone(),
         metadata.clone(),
         &registry,
         events_sender.clone(),
     )
     .map_err(|e| format!("heartbeat: {e}"))?;
+    let reloader = reloader::spawn(&config.reloader, client, &registry)?;
 
     // With uploads on, Thanos gives Prometheus `--prometheus.ready_timeout` to
     // show its external labels; the shipper cannot label blocks without them.
     let ready_deadline = match config.objstore {
         Some(_) => crossbeam_channel::after(config.prometheus.ready_timeout),
+        None => crossbeam_channel::never(),
+    };
+    // systemd (Type=notify) hears when we serve, how we are, and that we live.
+    let systemd = sd_notify::Notifier::from_env();
+    systemd.status("waiting for Prometheus");
+    let watchdog = match systemd.watchdog_interval() {
+        Some(interval) => crossbeam_channel::tick(interval),
         None => crossbeam_channel::never(),
     };
     let mut started = false;
@@ -115,6 +124,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
             recv(events) -> event => match event {
                 Ok(Event::PrometheusReady) => {
                     started = true;
+                    systemd.ready("serving; Prometheus is up");
                     if let (Some(bucket), None) = (&bucket, &shipper) {
                         let opts = shipper::Options {
                             tsdb_path: config.tsdb_path.clone(),
@@ -125,7 +135,14 @@ fn run(args: &flags::Args) -> Result<(), String> {
                             allow_out_of_order_uploads: config.shipper.allow_out_of_order_uploads,
                             skip_corrupted_blocks: config.shipper.skip_corrupted_blocks,
                         };
-                        match shipper::spawn(opts, bucket.clone(), metadata.clone(), &registry, events_sender.clone()) {
+                        let spawned = shipper::spawn(
+                            opts,
+                            bucket.clone(),
+                            metadata.clone(),
+                            &registry,
+                            events_sender.clone(),
+                        );
+                        match spawned {
                             Ok(handle) => shipper = Some(handle),
                             Err(e) => break Err(format!("shipper: {e}")),
                         }
@@ -134,26 +151,32 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
-                    log::info!(signal = name; "caught signal; exiting");
+                    log::info!(sig = name; "caught signal. Exiting.");
                     break Ok(());
                 }
                 Err(_) => break Ok(()),
             },
+            // Pinged from this loop, so a hung supervisor gets us restarted.
+            recv(watchdog) -> _ => systemd.watchdog(),
             recv(ready_deadline) -> _ => if !started {
                 break Err(format!(
-                    "Prometheus did not report external labels within --prometheus.ready_timeout={:?}",
-                    config.prometheus.ready_timeout
+                    "aborting as no external labels found after waiting {} (--prometheus.ready_timeout): \
+                     not uploading as no external labels are configured yet - is Prometheus healthy/reachable?",
+                    flags::format_model_duration(config.prometheus.ready_timeout)
                 ));
             },
         }
     };
 
     // Shut down in Thanos' order: HTTP (not ready first, so probes see it),
-    // heartbeat, shipper (an upload in flight is abandoned, not recorded), signals.
+    // heartbeat, reloader, shipper (an upload in flight is abandoned, not
+    // recorded), signals.
+    systemd.stopping();
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);
     drop(heartbeat);
+    drop(reloader);
     drop(shipper);
     drop(signals);
     result
@@ -171,14 +194,6 @@ fn refuse_unimplemented(config: &Config) -> Result<(), String> {
         (
             config.grpc.tls.is_some(),
             "--grpc-server-tls-* (TLS on the gRPC server)",
-        ),
-        (
-            config.reloader.config_file.is_some(),
-            "--reloader.config-file (the reloader)",
-        ),
-        (
-            !config.reloader.rule_dirs.is_empty(),
-            "--reloader.rule-dir (the reloader)",
         ),
     ];
     match missing.iter().find(|(set, _)| *set) {

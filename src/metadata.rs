@@ -97,14 +97,18 @@ impl Metadata {
     }
 
     pub fn set_ready(&self, ready: bool) {
-        self.lock().ready = ready;
+        let was = std::mem::replace(&mut self.lock().ready, ready);
         self.status.with_label_values(&["ready"]).set(ready as i64);
+        if was != ready {
+            log::info!(status = if ready { "ready" } else { "not-ready" }; "changing probe status");
+        }
     }
 
     pub fn set_healthy(&self, healthy: bool) {
         self.status
             .with_label_values(&["healthy"])
             .set(healthy as i64);
+        log::info!(status = if healthy { "healthy" } else { "not-healthy" }; "changing probe status");
     }
 }
 

@@ -19,7 +19,7 @@ use argh::FromArgs;
 
 pub use args::LogFormat;
 pub use request_logging::RequestLogging;
-pub use values::{go_duration, model_duration, TimeOrDuration};
+pub use values::{format_model_duration, go_duration, model_duration, TimeOrDuration};
 
 use crate::envsubst;
 use crate::objstore;

@@ -58,17 +58,19 @@ pub fn go_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_nanos((total_ms * 1e6).round() as u64))
 }
 
+/// `model.Duration`'s units in the only order it allows, with their milliseconds.
+const MODEL_UNITS: [(&str, u64); 7] = [
+    ("y", 365 * 86_400_000),
+    ("w", 7 * 86_400_000),
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
+
 /// Parses Prometheus' `model.Duration` (`2h45m`, `1d`, `90s`, `0`).
 pub fn model_duration(s: &str) -> Result<Duration, String> {
-    const ORDER: [(&str, u64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
     let err = || format!("not a valid duration string: {s:?} (expected e.g. 2h45m, 1d, 90s)");
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -90,11 +92,11 @@ pub fn model_duration(s: &str) -> Result<Duration, String> {
             .find(|c: char| c.is_ascii_digit())
             .unwrap_or(after.len());
         let unit = &after[..unit_len];
-        let pos = ORDER[next_unit..]
+        let pos = MODEL_UNITS[next_unit..]
             .iter()
             .position(|(u, _)| *u == unit)
             .ok_or_else(err)?;
-        let (_, per) = ORDER[next_unit + pos];
+        let (_, per) = MODEL_UNITS[next_unit + pos];
         total = value
             .checked_mul(per)
             .and_then(|v| total.checked_add(v))
@@ -103,6 +105,22 @@ pub fn model_duration(s: &str) -> Result<Duration, String> {
         rest = &after[unit_len..];
     }
     Ok(Duration::from_millis(total))
+}
+
+/// Prints a duration as Prometheus' `model.Duration` does (`1d`, `2h`, `1h30m`, `0s`).
+pub fn format_model_duration(d: Duration) -> String {
+    let mut ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    if ms == 0 {
+        return "0s".to_string();
+    }
+    let mut out = String::new();
+    for (unit, per) in MODEL_UNITS {
+        if ms >= per {
+            out.push_str(&format!("{}{unit}", ms / per));
+            ms %= per;
+        }
+    }
+    out
 }
 
 /// `--min-time`: an RFC 3339 instant, or a duration relative to "now" that is
@@ -214,6 +232,14 @@ mod tests {
         for bad in ["", "1.5h", "10us", "30m1h", "5", "1h1h", "-1h"] {
             assert!(model_duration(bad).is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn model_durations_print_like_prometheus() {
+        for s in ["2h", "1d", "1w", "1h30m", "1y", "90ms", "1d2h3m4s5ms"] {
+            assert_eq!(format_model_duration(model_duration(s).unwrap()), s);
+        }
+        assert_eq!(format_model_duration(Duration::ZERO), "0s");
     }
 
     #[test]

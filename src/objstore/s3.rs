@@ -470,7 +470,7 @@ impl S3 {
                 Ok(p) => parts.push(p),
                 // A real failure explains more than its siblings' "cancelled".
                 Err(e) => {
-                    if first_error.as_ref().map_or(true, |f| {
+                    if first_error.as_ref().is_none_or(|f| {
                         f.kind == ErrorKind::Cancelled && e.kind != ErrorKind::Cancelled
                     }) {
                         first_error = Some(e);

@@ -625,7 +625,7 @@ impl OverlapChecker {
                     overlaps.push(format!("{prev} and {id} (from {min} until {end})"));
                 }
             }
-            if furthest.map_or(true, |(_, end)| *max > end) {
+            if furthest.is_none_or(|(_, end)| *max > end) {
                 furthest = Some((*id, *max));
             }
         }

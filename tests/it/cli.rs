@@ -11,6 +11,20 @@ fn run(args: &[&str]) -> Output {
         .expect("run thanos-sidecar")
 }
 
+/// Runs `sidecar ARGS` (loopback listeners), expecting exit `code` and `needle` on stderr.
+fn assert_fails(args: &[&str], code: i32, needle: &str) -> String {
+    let mut argv = vec!["sidecar", "--http-address=127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let out = run(&argv);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+    stderr
+}
+
 /// Every flag of `thanos sidecar`, in each spelling Thanos accepts, parses.
 ///
 /// `--version` after the flags stops the binary once parsing succeeded, so
@@ -141,15 +155,7 @@ fn syntax_errors_exit_2_naming_the_flag() {
         (&["stray"], "unexpected stray"),
     ];
     for (args, needle) in cases {
-        let mut argv = vec!["sidecar"];
-        argv.extend_from_slice(args);
-        let out = run(&argv);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: expected {needle:?} in {stderr}"
-        );
+        let stderr = assert_fails(args, 2, needle);
         // argh's internal spellings never leak to users.
         assert!(
             !stderr.contains("---") && !stderr.contains(".--"),
@@ -194,15 +200,7 @@ fn config_errors_exit_1_naming_the_key() {
         (&["--auto-gomemlimit.ratio=2"], "--auto-gomemlimit.ratio"),
     ];
     for (args, needle) in cases {
-        let mut argv = vec!["sidecar", "--http-address=127.0.0.1:0"];
-        argv.extend_from_slice(args);
-        let out = run(&argv);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains(needle),
-            "{args:?}: expected {needle:?} in {stderr}"
-        );
+        let stderr = assert_fails(args, 1, needle);
         assert!(stderr.contains("level=error"), "{stderr}");
     }
 }

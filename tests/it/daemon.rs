@@ -75,7 +75,7 @@ fn waits_for_prometheus_then_becomes_ready() {
     assert!(
         sidecar
             .log()
-            .contains("msg=\"Prometheus version\" version=2."),
+            .contains("msg=\"successfully loaded prometheus version\" version=2."),
         "{}",
         sidecar.log()
     );
@@ -99,7 +99,7 @@ fn readiness_follows_prometheus() {
     assert_eq!(sidecar.get("/-/ready"), (503, "NOT OK\n".to_string()));
     assert_eq!(sidecar.metric("thanos_sidecar_prometheus_up"), Some(0.0));
     assert!(
-        sidecar.log().contains("msg=\"heartbeat failed\""),
+        sidecar.log().contains("msg=\"updating timestamps failed\""),
         "{}",
         sidecar.log()
     );
@@ -130,7 +130,7 @@ fn external_labels_follow_prometheus_reloads() {
     let changed = wait_for(Duration::from_secs(5), || {
         sidecar
             .log()
-            .contains(r#"msg="Prometheus external labels changed" labels="{cluster=\"moved\", replica=\"1\"}""#)
+            .contains(r#"msg="prometheus external labels changed" external_labels="{cluster=\"moved\", replica=\"1\"}""#)
     });
     assert!(changed, "{}", sidecar.log());
     assert!(sidecar.ready());
@@ -168,10 +168,17 @@ fn uploads_refuse_prometheus_that_compacts() {
     let status = sidecar.wait_exit(Duration::from_secs(15));
     let log = sidecar.log();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
-    assert!(log.contains("Max time is 24h and Min time is 2h"), "{log}");
-    assert!(log.contains("--prometheus.ready_timeout"), "{log}");
     assert!(
-        !log.contains("successfully loaded Prometheus external labels"),
+        log.contains("failed to validate prometheus flags. Is Prometheus running? Retrying"),
+        "{log}"
+    );
+    assert!(log.contains("Max time is 1d and Min time is 2h"), "{log}");
+    assert!(
+        log.contains("no external labels found after waiting 3s (--prometheus.ready_timeout)"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("successfully loaded prometheus external labels"),
         "{log}"
     );
 
@@ -306,7 +313,7 @@ fn sigterm_stops_promptly_and_cleanly() {
     let last = log.lines().last().unwrap_or_default();
     assert!(last.contains("msg=exiting"), "{log}");
     assert!(
-        log.contains("msg=\"caught signal; exiting\" signal=terminated"),
+        log.contains("msg=\"caught signal. Exiting.\" sig=terminated"),
         "{log}"
     );
 }
@@ -331,7 +338,7 @@ fn json_logs() {
         }
     }
     assert!(
-        log.contains("\"msg\":\"successfully loaded Prometheus external labels\""),
+        log.contains("\"msg\":\"successfully loaded prometheus external labels\""),
         "{log}"
     );
 }

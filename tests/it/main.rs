@@ -4,5 +4,7 @@
 
 mod cli;
 mod daemon;
+mod reloader;
 mod shipper;
 mod support;
+mod systemd;

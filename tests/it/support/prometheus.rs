@@ -15,6 +15,11 @@ pub struct PrometheusOptions {
     pub extra_args: Vec<String>,
     /// Whether Prometheus scrapes itself every second.
     pub scrape_self: bool,
+    /// `--web.enable-lifecycle` (POST /-/reload); on by default.
+    pub lifecycle: bool,
+    /// Runs the binary through a symlink of this name, so its process name
+    /// (`comm`) is unique: a SIGHUP by name then reaches only this one.
+    pub process_name: Option<String>,
 }
 
 impl Default for PrometheusOptions {
@@ -25,6 +30,8 @@ impl Default for PrometheusOptions {
             max_block_duration: "2h",
             extra_args: Vec::new(),
             scrape_self: true,
+            lifecycle: true,
+            process_name: None,
         }
     }
 }
@@ -71,12 +78,20 @@ impl Prometheus {
         self.dir.path()
     }
 
-    fn config_path(&self) -> PathBuf {
+    /// The file Prometheus loads (`--config.file`).
+    pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("prometheus.yml")
     }
 
     /// Rewrites the config with other external labels; `reload()` applies it.
     pub fn write_config(&self, external_labels: Option<Vec<(&str, &str)>>) {
+        std::fs::write(self.config_path(), self.config_yaml(external_labels))
+            .expect("write prometheus.yml");
+    }
+
+    /// The config `write_config` writes; it ends inside `scrape_configs` (when
+    /// scraping itself), so more jobs can be appended.
+    pub fn config_yaml(&self, external_labels: Option<Vec<(&str, &str)>>) -> String {
         let mut yaml = String::from("global:\n  scrape_interval: 1s\n");
         if let Some(labels) = external_labels {
             yaml.push_str("  external_labels:\n");
@@ -90,7 +105,32 @@ impl Prometheus {
                 self.port
             ));
         }
-        std::fs::write(self.config_path(), yaml).expect("write prometheus.yml");
+        yaml
+    }
+
+    /// The `data` of a JSON API answer, e.g. `/api/v1/rules`.
+    pub fn api(&self, path: &str) -> serde_json::Value {
+        let (code, body) = http_get(&format!("{}{path}", self.url()));
+        assert_eq!(code, 200, "GET {path}: {body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
+        json["data"].clone()
+    }
+
+    /// The YAML of the config Prometheus runs (`/api/v1/status/config`).
+    pub fn running_config(&self) -> String {
+        self.api("/api/v1/status/config")["yaml"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// A sample from Prometheus' own `/metrics`.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        super::metric_value(&http_get(&format!("{}/metrics", self.url())).1, series)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Asks Prometheus to reload its config (it runs with `--web.enable-lifecycle`).
@@ -109,7 +149,17 @@ impl Prometheus {
 
     pub fn resume(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("prometheus.log")).expect("log file");
-        let mut cmd = Command::new("prometheus");
+        let mut cmd = match &self.options.process_name {
+            Some(name) => {
+                let link = self.dir.path().join(name);
+                if !link.exists() {
+                    std::os::unix::fs::symlink(find_in_path("prometheus"), &link)
+                        .expect("symlink prometheus");
+                }
+                Command::new(link)
+            }
+            None => Command::new("prometheus"),
+        };
         cmd.arg(format!("--config.file={}", self.config_path().display()))
             .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
             .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
@@ -121,7 +171,7 @@ impl Prometheus {
                 "--storage.tsdb.max-block-duration={}",
                 self.options.max_block_duration
             ))
-            .arg("--web.enable-lifecycle")
+            .args(self.options.lifecycle.then_some("--web.enable-lifecycle"))
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -148,4 +198,14 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn find_in_path(program: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} not in PATH (run scripts/setup)"))
 }
