@@ -31,8 +31,9 @@ use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
 
 /// S3 allows at most this many parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;
-/// Attempts per request: network blips should not fail a whole block.
-const ATTEMPTS: u32 = 3;
+/// Attempts per request unless `max_retries` says otherwise: network blips
+/// should not fail a whole block.
+const DEFAULT_ATTEMPTS: u32 = 3;
 /// Parts of one object in flight at once, as minio-go (Thanos' client) does.
 const PART_WORKERS: usize = 4;
 
@@ -47,6 +48,7 @@ pub struct S3 {
     disable_multipart: bool,
     send_content_md5: bool,
     trace: bool,
+    attempts: u32,
     name: String,
 }
 
@@ -76,7 +78,6 @@ fn unsupported(cfg: &S3Config) -> Option<&'static str> {
         ),
         (cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"),
         (!cfg.sts_endpoint.is_empty(), "sts_endpoint"),
-        (cfg.aws_sdk_auth, "aws_sdk_auth"),
     ]
     .into_iter()
     .find_map(|(set, key)| set.then_some(key))
@@ -130,8 +131,10 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
         )
         .map_err(|e| format!("objstore config for type S3: credentials: {e}"))?
     } else {
-        // Without keys: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN),
-        // then ~/.aws/credentials, then instance metadata; else anonymous.
+        // Without keys (and with aws_sdk_auth, the SDK's default chain):
+        // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN), then
+        // ~/.aws/credentials, then web identity, container and instance
+        // metadata; else anonymous.
         match Credentials::new(None, None, None, None, None) {
             Ok(c) => c,
             Err(_) => {
@@ -238,6 +241,13 @@ impl S3 {
             disable_multipart: cfg.disable_multipart,
             send_content_md5: cfg.send_content_md5,
             trace: cfg.trace.enable,
+            attempts: if cfg.max_retries > 0 {
+                u32::try_from(cfg.max_retries)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1)
+            } else {
+                DEFAULT_ATTEMPTS
+            },
             name: cfg.bucket.clone(),
         })
     }
@@ -259,7 +269,7 @@ impl S3 {
             cancel.check()?;
             match f() {
                 Ok(v) => return Ok(v),
-                Err(e) if e.kind == ErrorKind::Other && attempt < ATTEMPTS => {
+                Err(e) if e.kind == ErrorKind::Other && attempt < self.attempts => {
                     log::debug!(err:% = e, attempt = attempt; "S3 request failed; retrying");
                     std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
                     attempt += 1;
@@ -762,6 +772,17 @@ mod tests {
             let err = S3::new(&c).err().unwrap();
             assert!(err.contains(key), "{err}");
         }
+    }
+
+    #[test]
+    fn max_retries_sets_attempts() {
+        let base = "type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:1, insecure: true, access_key: a, secret_key: s";
+        let s3 = S3::new(&cfg(&format!("{base}}}\n"))).ok().unwrap();
+        assert_eq!(s3.attempts, DEFAULT_ATTEMPTS);
+        let s3 = S3::new(&cfg(&format!("{base}, max_retries: 5}}\n")))
+            .ok()
+            .unwrap();
+        assert_eq!(s3.attempts, 6);
     }
 
     #[test]
