@@ -857,3 +857,29 @@ fn uploads_match_thanos_sidecar_byte_for_byte() {
         fs::read_to_string(go_tsdb.join("thanos.shipper.json")).unwrap()
     );
 }
+
+#[test]
+fn s3_credentials_from_aws_environment_when_keys_are_empty() {
+    let rig = Rig::new();
+    let moto = Moto::start();
+    let id = rig.place(&rig.promtool_block(3, 1));
+    let config = format!(
+        "type: S3\nconfig:\n  bucket: {}\n  endpoint: \"127.0.0.1:{}\"\n  insecure: true\n",
+        moto.bucket, moto.port
+    );
+    let sidecar = Sidecar::start_with_env(
+        &rig.args(&config, &[]),
+        &[
+            ("AWS_ACCESS_KEY_ID", moto.access_key.as_str()),
+            ("AWS_SECRET_ACCESS_KEY", moto.secret_key.as_str()),
+        ],
+    );
+    // moto checks the signature: a wrong or missing key would be refused.
+    assert!(
+        wait_for(Duration::from_secs(20), || rig.recorded()
+            == vec![id.clone()]),
+        "{}",
+        sidecar.log()
+    );
+    check_meta_json_present(&moto, &id);
+}
