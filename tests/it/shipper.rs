@@ -883,3 +883,74 @@ fn s3_credentials_from_aws_environment_when_keys_are_empty() {
     );
     check_meta_json_present(&moto, &id);
 }
+
+#[test]
+fn s3_overlap_check_lists_the_prefixed_bucket() {
+    let rig = Rig::new();
+    let moto = Moto::start_without_auth();
+    let old = rig.place(&rig.promtool_block(6, 1));
+    let config = moto.config(&format!("127.0.0.1:{}", moto.port), "", "team/a");
+    let sidecar = Sidecar::start(&rig.args(&config, &["--shipper.upload-compacted"]));
+    assert!(
+        wait_for(Duration::from_secs(20), || rig.recorded()
+            == vec![old.clone()]),
+        "{}",
+        sidecar.log()
+    );
+    // A compacted block over the same range as the uploaded one (other
+    // ULID) is held back; one over a free range goes up.
+    let make_compacted = |from: &Path, ulid_ms: u64| -> String {
+        let dir = rig.dir.path().join(format!("scratch/c{ulid_ms}"));
+        Command::new("cp")
+            .arg("-r")
+            .arg(from)
+            .arg(&dir)
+            .status()
+            .unwrap();
+        let id = ulid::Ulid::from_parts(ulid_ms, 0xC0FFEE).to_string();
+        let mut v: Value =
+            serde_json::from_slice(&fs::read(dir.join("meta.json")).unwrap()).unwrap();
+        v["ulid"] = json!(id);
+        v["compaction"]["level"] = json!(2);
+        fs::write(dir.join("meta.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+        fs::rename(&dir, rig.tsdb().join(&id)).unwrap();
+        id
+    };
+    let overlapping = make_compacted(&rig.tsdb().join(&old), 1_700_000_000_000);
+    assert!(
+        wait_for(Duration::from_secs(15), || sidecar.log().contains(
+            &format!("shipping compacted block {overlapping} is blocked")
+        )),
+        "{}",
+        sidecar.log()
+    );
+    // One LIST of the prefix's "directories", then a GET of each meta.json.
+    let lists = moto
+        .requests()
+        .into_iter()
+        .filter(|r| r.starts_with("GET /thanos") && r.contains("delimiter="))
+        .collect::<Vec<_>>();
+    assert!(
+        lists
+            .iter()
+            .any(|r| r.contains("prefix=team%2Fa%2F") || r.contains("prefix=team/a/")),
+        "{lists:?}"
+    );
+    assert!(moto
+        .requests()
+        .iter()
+        .any(|r| r == &format!("GET /thanos/team/a/{old}/meta.json")));
+    fs::remove_dir_all(rig.tsdb().join(&overlapping)).unwrap();
+    let free = rig.promtool_block(2, 1);
+    let free_id = make_compacted(&free, 1_700_000_000_001);
+    assert!(
+        wait_for(Duration::from_secs(40), || rig.recorded()
+            == vec![old.clone(), free_id.clone()]),
+        "{:?}\n{}",
+        rig.recorded(),
+        sidecar.log()
+    );
+    assert!(moto.get(&format!("team/a/{free_id}/meta.json")).is_some());
+    // Thanos reads the prefixed S3 bucket as it reads its own.
+    thanos_verify(&config, &[&old, &free_id]);
+}
