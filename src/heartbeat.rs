@@ -92,6 +92,14 @@ struct Actor {
 /// The daemon is shutting down.
 struct Stopped;
 
+/// Why one start-up attempt ended without a result.
+enum Failure {
+    /// Worth logging and retrying.
+    Error(String),
+    /// The inbox closed while the attempt waited: stop at once.
+    Stopped,
+}
+
 /// A failed heartbeat step: Thanos' message for it, and the cause.
 struct Beat(&'static str, prometheus::Error);
 
@@ -125,12 +133,12 @@ impl Actor {
         let version = self.retry("failed to fetch prometheus version", || {
             self.client
                 .version(self.config.timeout)
-                .map_err(|e| e.to_string())
+                .map_err(|e| Failure::Error(e.to_string()))
         })?;
         log::info!(version = version.as_str(); "successfully loaded prometheus version");
         self.metadata.set_prometheus_version(version);
         let (lowest, labels) = self.retry("failed to fetch initial external labels", || {
-            self.fetch().map_err(|e| e.to_string())
+            self.fetch().map_err(|e| Failure::Error(e.to_string()))
         })?;
         if labels.is_empty() {
             let _ = self.events.send(Event::Fatal(LABELS_REQUIRED.to_string()));
@@ -187,12 +195,15 @@ impl Actor {
     fn retry<T>(
         &self,
         what: &str,
-        mut attempt: impl FnMut() -> Result<T, String>,
+        mut attempt: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, Stopped> {
         loop {
             match attempt() {
                 Ok(v) => return Ok(v),
-                Err(e) => log::warn!(err = e.as_str(); "{what}. Is Prometheus running? Retrying"),
+                Err(Failure::Stopped) => return Err(Stopped),
+                Err(Failure::Error(e)) => {
+                    log::warn!(err = e.as_str(); "{what}. Is Prometheus running? Retrying")
+                }
             }
             match self.inbox.recv_timeout(self.config.interval) {
                 Err(RecvTimeoutError::Timeout) => continue,
@@ -204,25 +215,31 @@ impl Actor {
 
     /// Thanos refuses to upload from a Prometheus that compacts its own blocks:
     /// a compacted block would be uploaded again and overlap the originals.
-    fn check_flags(&self, check: &UploadCheck) -> Result<(), String> {
+    fn check_flags(&self, check: &UploadCheck) -> Result<(), Failure> {
         let deadline = Instant::now() + self.config.timeout;
         let flags = loop {
             match self.client.flags(self.config.timeout) {
                 Ok(flags) => break flags,
                 Err(e) if Instant::now() + FLAGS_RETRY < deadline => {
                     log::debug!(err:% = e; "failed to get Prometheus flags; retrying");
-                    if let Ok(never) = self.inbox.recv_timeout(FLAGS_RETRY) {
-                        match never {}
+                    match self.inbox.recv_timeout(FLAGS_RETRY) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Ok(never) => match never {},
+                        Err(RecvTimeoutError::Disconnected) => return Err(Failure::Stopped),
                     }
                 }
-                Err(e) => return Err(format!("failed to get Prometheus flags: {e}")),
+                Err(e) => {
+                    return Err(Failure::Error(format!(
+                        "failed to get Prometheus flags: {e}"
+                    )))
+                }
             }
         };
         let Some(flags) = flags else {
             log::warn!("Prometheus has no /api/v1/status/flags (too old); cannot validate its block durations");
             return Ok(());
         };
-        validate_flags(&flags, check)
+        validate_flags(&flags, check).map_err(Failure::Error)
     }
 }
 

@@ -342,3 +342,19 @@ fn json_logs() {
         "{log}"
     );
 }
+
+#[test]
+fn sigterm_during_the_flags_check_stops_at_once() {
+    // Uploads on and Prometheus down: the flags check retries inside one
+    // attempt for up to --prometheus.get_config_timeout (30 s by default).
+    let prometheus = Prometheus::prepare(PrometheusOptions::default());
+    let mut sidecar = Sidecar::start(&[
+        format!("--prometheus.url={}", prometheus.url()),
+        filesystem_bucket(prometheus.dir()),
+        format!("--tsdb.path={}", prometheus.data_dir().display()),
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    sidecar.terminate();
+    let status = sidecar.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", sidecar.log());
+}
