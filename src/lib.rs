@@ -12,6 +12,7 @@ pub mod logging;
 pub mod metadata;
 pub mod objstore;
 pub mod prometheus;
+pub mod proto;
 pub mod signals;
 
 /// What the threads tell the main loop.
