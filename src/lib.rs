@@ -6,6 +6,7 @@
 pub mod build_info;
 pub mod envsubst;
 pub mod flags;
+pub mod grpc;
 pub mod heartbeat;
 pub mod http;
 pub mod logging;
@@ -14,6 +15,7 @@ pub mod objstore;
 pub mod prometheus;
 pub mod proto;
 pub mod signals;
+pub mod store;
 
 /// What the threads tell the main loop.
 #[derive(Debug)]

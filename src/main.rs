@@ -6,7 +6,9 @@ use std::sync::Arc;
 use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
-use thanos_sidecar::{build_info, heartbeat, http, logging, metadata, prometheus, signals, Event};
+use thanos_sidecar::{
+    build_info, grpc, heartbeat, http, logging, metadata, prometheus, signals, store, Event,
+};
 
 fn main() -> ExitCode {
     let argv: Vec<String> = match std::env::args_os()
@@ -20,6 +22,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `store ...` is a client for operators, not a Thanos command: it has
+    // its own small parser and never starts the daemon.
+    if argv.first().map(String::as_str) == Some("store") {
+        return match store::cli::run(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("thanos-sidecar store: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match flags::parse(&argv) {
         Ok(Parsed::Sidecar(args)) => args,
         Ok(Parsed::Help(text)) => {
@@ -67,6 +80,18 @@ fn run(args: &flags::Args) -> Result<(), String> {
         &config.prometheus.http_client,
     )
     .map_err(|e| format!("--prometheus.http-client: {e}"))?;
+    let store = Arc::new(
+        store::Store::new(
+            client.clone(),
+            metadata.clone(),
+            store::Limits {
+                series: config.store.request_series_limit,
+                samples: config.store.request_samples_limit,
+            },
+            &registry,
+        )
+        .map_err(|e| e.to_string())?,
+    );
 
     // Capacity 16: a handful of signals and one event per component; the main
     // loop drains it at once, so senders never wait in practice.
@@ -98,10 +123,18 @@ fn run(args: &flags::Args) -> Result<(), String> {
         None => crossbeam_channel::never(),
     };
     let mut started = false;
+    let mut grpc = None;
     let result = loop {
         select! {
             recv(events) -> event => match event {
-                Ok(Event::PrometheusReady) => started = true,
+                Ok(Event::PrometheusReady) if grpc.is_none() => {
+                    started = true;
+                    match grpc::start(&config.grpc, store.clone(), metadata.clone()) {
+                        Ok(server) => grpc = Some(server),
+                        Err(e) => break Err(e),
+                    }
+                }
+                Ok(Event::PrometheusReady) => {}
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
@@ -120,11 +153,13 @@ fn run(args: &flags::Args) -> Result<(), String> {
         }
     };
 
-    // Shut down in Thanos' order: HTTP (not ready first, so probes see it), heartbeat, signals.
+    // Shut down in Thanos' order: HTTP (not ready first, so probes see it),
+    // heartbeat, gRPC (grace period), signals.
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);
     drop(heartbeat);
+    drop(grpc);
     drop(signals);
     result
 }
