@@ -20,7 +20,8 @@ pub const USAGE: &str = "usage: thanos-sidecar store info|series|labels|values -
   labels   label names
   values   values of --label=NAME
 
-TIME is RFC 3339 or a duration relative to now (-1h); the default range is the last hour.
+TIME is RFC 3339, a duration relative to now (-1h) or epoch milliseconds; the default range is
+the last hour.
 SELECTOR is a PromQL selector: up, up{job=\"x\"} or {__name__=~\"a.*\"}.
 ";
 
@@ -182,10 +183,21 @@ fn print_series(s: &store_types::Series, samples: bool) -> Result<u64, String> {
     );
     if samples {
         for (t, v) in &decoded {
-            println!("  {t} {v}");
+            println!("  {t} {}", format_value(*v));
         }
     }
     Ok(decoded.len() as u64)
+}
+
+/// Values as Prometheus prints them: `+Inf`, `-Inf`, `NaN`, shortest decimal.
+fn format_value(v: f64) -> String {
+    if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else {
+        format!("{v}")
+    }
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -230,7 +242,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(opts)
 }
 
+/// RFC 3339, a duration relative to now, or milliseconds since the epoch
+/// (what StoreAPI messages and `store info` show).
 fn time(s: &str, now: i64) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
     crate::flags::time_or_duration(s).map(|t| t.at(now))
 }
 
@@ -358,5 +375,13 @@ mod tests {
         assert!(parse_selector("{job=x}").is_err());
         assert!(parse_selector("{job=\"x\"").is_err());
         assert!(parse_selector("{job>\"x\"}").is_err());
+    }
+
+    #[test]
+    fn times_are_rfc3339_relative_or_milliseconds() {
+        assert_eq!(time("1795585800000", 0).unwrap(), 1_795_585_800_000);
+        assert_eq!(time("-1h", 10_000_000).unwrap(), 6_400_000);
+        assert_eq!(time("2030-01-01T00:00:00Z", 0).unwrap(), 1_893_456_000_000);
+        assert!(time("soon", 0).is_err());
     }
 }

@@ -863,3 +863,61 @@ fn thanos_query_agrees_with_prometheus() {
         );
     }
 }
+
+/// `thanos-sidecar store series --samples` prints what `promtool query range`
+/// finds at the samples' own timestamps (15 s steps on the 15 s data).
+#[test]
+fn store_cli_series_agrees_with_promtool_query_range() {
+    let rig = start_rig(&[]);
+    let (start, end) = (data_start() + 3600, data_start() + 2 * 3600 - STEP);
+    let ours = std::process::Command::new(crate::support::sidecar::binary())
+        .args(["store", "series", "--samples"])
+        .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
+        .arg(r#"--match=it_temperature{sensor="s05"}"#)
+        .arg(format!("--min-time={}", start * 1000))
+        .arg(format!("--max-time={}", end * 1000))
+        .output()
+        .expect("run store series");
+    assert!(
+        ours.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ours.stderr)
+    );
+    let ours = String::from_utf8_lossy(&ours.stdout).to_string();
+    assert!(ours.contains(r#"{__name__="it_temperature", cluster="test", replica="0", sensor="s05", zone="z2"} chunks="#), "{ours}");
+    let ours: Vec<(i64, String)> = ours
+        .lines()
+        .filter_map(|l| l.strip_prefix("  "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(t, v)| (t.parse::<i64>().expect("ms") / 1000, v.to_string()))
+        .filter(|(t, _)| *t >= start && *t <= end)
+        .collect();
+    let promtool = std::process::Command::new("promtool")
+        .args(["query", "range"])
+        .arg(format!("--start={start}"))
+        .arg(format!("--end={end}"))
+        .arg("--step=15s")
+        .arg(rig.prometheus.url())
+        .arg(r#"it_temperature{sensor="s05"}"#)
+        .output()
+        .expect("run promtool");
+    assert!(promtool.status.success());
+    // Lines after the series header: `VALUE @[SECONDS]`.
+    let theirs: Vec<(i64, String)> = String::from_utf8_lossy(&promtool.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (value, at) = l.split_once(" @[")?;
+            let t: f64 = at.strip_suffix(']')?.parse().ok()?;
+            Some((t as i64, value.to_string()))
+        })
+        .collect();
+    assert_eq!(theirs.len() as i64, (end - start) / STEP + 1);
+    for special in ["NaN", "+Inf", "-Inf"] {
+        assert!(theirs.iter().any(|(_, v)| v == special), "{special}");
+    }
+    assert_eq!(ours.len(), theirs.len());
+    for (o, t) in ours.iter().zip(&theirs) {
+        let same = o.0 == t.0 && (o.1 == t.1 || o.1.parse::<f64>().ok() == t.1.parse::<f64>().ok());
+        assert!(same, "ours {o:?}, promtool {t:?}");
+    }
+}
