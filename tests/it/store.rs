@@ -853,14 +853,24 @@ fn thanos_query_agrees_with_prometheus() {
                 })
                 .collect()
         };
+        // Values may differ in the last bits: the engines add in other orders.
+        let close = |a: &BTreeMap<String, String>, b: &BTreeMap<String, String>| {
+            a.len() == b.len()
+                && a.iter().zip(b).all(|((ka, va), (kb, vb))| {
+                    let x = va.parse::<f64>().unwrap_or(f64::NAN);
+                    let y = vb.parse::<f64>().unwrap_or(f64::NAN);
+                    ka == kb && (va == vb || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()))
+                })
+        };
         let want = normalise(ask(&rig.prometheus.url(), q, false));
         assert!(!want.is_empty(), "{q}");
-        assert_eq!(normalise(ask(&thanos_url, q, true)), want, "{q} with dedup");
-        assert_eq!(
-            normalise(ask(&thanos_url, q, false)),
-            want,
-            "{q} without dedup"
-        );
+        for dedup in [true, false] {
+            let got = normalise(ask(&thanos_url, q, dedup));
+            assert!(
+                close(&got, &want),
+                "{q} (dedup {dedup}): {got:?}\nPrometheus: {want:?}"
+            );
+        }
     }
 }
 
