@@ -574,6 +574,18 @@ mod tests {
         Arc<tiny_http::Server>,
         std::thread::JoinHandle<Vec<String>>,
     ) {
+        fake_prometheus_typed(frames, series_json, remote_read::STREAMED_CONTENT_TYPE)
+    }
+
+    fn fake_prometheus_typed(
+        frames: Vec<u8>,
+        series_json: &'static str,
+        content_type: &'static str,
+    ) -> (
+        String,
+        Arc<tiny_http::Server>,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let srv = server.clone();
@@ -584,7 +596,7 @@ mod tests {
                 let resp = if req.url().starts_with("/api/v1/read") {
                     let ct = tiny_http::Header::from_bytes(
                         &b"Content-Type"[..],
-                        remote_read::STREAMED_CONTENT_TYPE.as_bytes(),
+                        content_type.as_bytes(),
                     )
                     .unwrap();
                     tiny_http::Response::from_data(frames.clone()).with_header(ct)
@@ -707,6 +719,60 @@ mod tests {
         assert_eq!(sent, 3);
         server.unblock();
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn samples_answers_become_sorted_xor_chunks_of_120() {
+        let mut result = prom_remote::QueryResult::new();
+        for (name, n) in [("b", 250usize), ("a", 3), ("empty", 0)] {
+            let mut ts = prom_types::TimeSeries::new();
+            let mut l = labels::Label::new();
+            l.name = "__name__".into();
+            l.value = name.into();
+            ts.labels.push(l);
+            for i in 0..n {
+                let mut sample = prom_types::Sample::new();
+                sample.timestamp = i as i64 * 15_000;
+                sample.value = if i == 7 { f64::NAN } else { i as f64 - 3.5 };
+                ts.samples.push(sample);
+            }
+            result.timeseries.push(ts);
+        }
+        let mut answer = prom_remote::ReadResponse::new();
+        answer.results.push(result);
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&answer.write_to_bytes().unwrap())
+            .unwrap();
+        let (url, server, thread) =
+            fake_prometheus_typed(body, "[]", remote_read::SAMPLES_CONTENT_TYPE);
+        let store = test_store(&url, Limits::default());
+        let mut got = Vec::new();
+        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+            got.push(r.series().clone());
+            Ok(())
+        };
+        let mut req = request_for("x");
+        req.matchers[0].type_ = store_types::label_matcher::Type::RE.into();
+        req.matchers[0].value = ".+".into();
+        series(&store, req, &mut out).unwrap();
+        server.unblock();
+        thread.join().unwrap();
+        // "empty" has no float samples and is skipped; "a" sorts first.
+        let names: Vec<&str> = got.iter().map(|s| s.labels[0].value.as_str()).collect();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(got[0].labels.len(), 3, "external labels added");
+        let sizes: Vec<usize> = got[1]
+            .chunks
+            .iter()
+            .map(|c| xor::decode(&c.raw.data).unwrap().len())
+            .collect();
+        assert_eq!(sizes, vec![120, 120, 10]);
+        let c = &got[1].chunks[2];
+        assert_eq!((c.min_time, c.max_time), (240 * 15_000, 249 * 15_000));
+        assert_eq!(c.raw.hash, xxh64(&c.raw.data, 0));
+        let first = xor::decode(&got[1].chunks[0].raw.data).unwrap();
+        assert!(first[7].1.is_nan());
+        assert_eq!(first[8], (120_000, 4.5));
     }
 
     #[test]
