@@ -6,16 +6,19 @@
 pub mod build_info;
 pub mod envsubst;
 pub mod flags;
+pub mod grpc;
 pub mod heartbeat;
 pub mod http;
 pub mod logging;
 pub mod metadata;
 pub mod objstore;
 pub mod prometheus;
+pub mod proto;
 pub mod reloader;
 pub mod sd_notify;
 pub mod shipper;
 pub mod signals;
+pub mod store;
 
 /// What the threads tell the main loop.
 #[derive(Debug)]

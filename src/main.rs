@@ -7,8 +7,8 @@ use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
 use thanos_sidecar::{
-    build_info, heartbeat, http, logging, metadata, objstore, prometheus, reloader, sd_notify,
-    shipper, signals, Event,
+    build_info, grpc, heartbeat, http, logging, metadata, objstore, prometheus, reloader,
+    sd_notify, shipper, signals, store, Event,
 };
 
 fn main() -> ExitCode {
@@ -23,6 +23,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // `store ...` is a client for operators, not a Thanos command: it has
+    // its own small parser and never starts the daemon.
+    if argv.first().map(String::as_str) == Some("store") {
+        return match store::cli::run(&argv[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("thanos-sidecar store: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let args = match flags::parse(&argv) {
         Ok(Parsed::Sidecar(args)) => args,
         Ok(Parsed::Help(text)) => {
@@ -79,6 +90,18 @@ fn run(args: &flags::Args) -> Result<(), String> {
         &config.prometheus.http_client,
     )
     .map_err(|e| format!("--prometheus.http-client: {e}"))?;
+    let store = Arc::new(
+        store::Store::new(
+            client.clone(),
+            metadata.clone(),
+            store::Limits {
+                series: config.store.request_series_limit,
+                samples: config.store.request_samples_limit,
+            },
+            &registry,
+        )
+        .map_err(|e| e.to_string())?,
+    );
 
     // Capacity 16: a handful of signals and one event per component; the main
     // loop drains it at once, so senders never wait in practice.
@@ -118,36 +141,28 @@ fn run(args: &flags::Args) -> Result<(), String> {
         None => crossbeam_channel::never(),
     };
     let mut started = false;
+    let mut grpc = None;
     let mut shipper = None;
     let result = loop {
         select! {
             recv(events) -> event => match event {
-                Ok(Event::PrometheusReady) => {
+                Ok(Event::PrometheusReady) if !started => {
                     started = true;
-                    systemd.ready("serving; Prometheus is up");
-                    if let (Some(bucket), None) = (&bucket, &shipper) {
-                        let opts = shipper::Options {
-                            tsdb_path: config.tsdb_path.clone(),
-                            meta_file_name: config.shipper.meta_file_name.clone(),
-                            upload_compacted: config.shipper.upload_compacted,
-                            hash_sha256: config.shipper.hash_sha256,
-                            upload_concurrency: config.shipper.upload_concurrency,
-                            allow_out_of_order_uploads: config.shipper.allow_out_of_order_uploads,
-                            skip_corrupted_blocks: config.shipper.skip_corrupted_blocks,
-                        };
-                        let spawned = shipper::spawn(
-                            opts,
-                            bucket.clone(),
-                            metadata.clone(),
-                            &registry,
-                            events_sender.clone(),
-                        );
-                        match spawned {
+                    // Thanos opens the gRPC port only once Prometheus is known.
+                    match grpc::start(&config.grpc, store.clone(), metadata.clone()) {
+                        Ok(server) => grpc = Some(server),
+                        Err(e) => break Err(e),
+                    }
+                    // The shipper labels blocks with the external labels just loaded.
+                    if let Some(bucket) = &bucket {
+                        match start_shipper(&config, bucket, &metadata, &registry, &events_sender) {
                             Ok(handle) => shipper = Some(handle),
-                            Err(e) => break Err(format!("shipper: {e}")),
+                            Err(e) => break Err(e),
                         }
                     }
+                    systemd.ready("serving; Prometheus is up");
                 }
+                Ok(Event::PrometheusReady) => {}
                 Ok(Event::Fatal(e)) => break Err(e),
                 Ok(Event::Signal("hangup")) => log::info!("caught signal hangup; ignoring"),
                 Ok(Event::Signal(name)) => {
@@ -169,17 +184,45 @@ fn run(args: &flags::Args) -> Result<(), String> {
     };
 
     // Shut down in Thanos' order: HTTP (not ready first, so probes see it),
-    // heartbeat, reloader, shipper (an upload in flight is abandoned, not
-    // recorded), signals.
+    // heartbeat, reloader, gRPC (grace period), shipper (an upload in flight is
+    // abandoned, not recorded), signals.
     systemd.stopping();
     metadata.set_ready(false);
     drop(http);
     metadata.set_healthy(false);
     drop(heartbeat);
     drop(reloader);
+    drop(grpc);
     drop(shipper);
     drop(signals);
     result
+}
+
+/// The shipper, once Prometheus' external labels are known.
+fn start_shipper(
+    config: &Config,
+    bucket: &Arc<dyn objstore::Bucket>,
+    metadata: &Arc<metadata::Metadata>,
+    registry: &prom::Registry,
+    events: &crossbeam_channel::Sender<Event>,
+) -> Result<shipper::Handle, String> {
+    let options = shipper::Options {
+        tsdb_path: config.tsdb_path.clone(),
+        meta_file_name: config.shipper.meta_file_name.clone(),
+        upload_compacted: config.shipper.upload_compacted,
+        hash_sha256: config.shipper.hash_sha256,
+        upload_concurrency: config.shipper.upload_concurrency,
+        allow_out_of_order_uploads: config.shipper.allow_out_of_order_uploads,
+        skip_corrupted_blocks: config.shipper.skip_corrupted_blocks,
+    };
+    shipper::spawn(
+        options,
+        bucket.clone(),
+        metadata.clone(),
+        registry,
+        events.clone(),
+    )
+    .map_err(|e| format!("shipper: {e}"))
 }
 
 /// Flags whose feature this build does not have yet. Starting without them

@@ -282,14 +282,10 @@ impl Client {
     pub fn send(req: ureq::Request) -> Result<ureq::Response, Error> {
         match req.call() {
             Ok(resp) => Ok(resp),
-            Err(ureq::Error::Status(code, resp)) => {
-                let mut body = String::new();
-                let _ = resp
-                    .into_reader()
-                    .take(MAX_ERROR_BODY as u64)
-                    .read_to_string(&mut body);
-                Err(Error::Status { code, body })
-            }
+            Err(ureq::Error::Status(code, resp)) => Err(Error::Status {
+                code,
+                body: read_error_body(resp),
+            }),
             Err(ureq::Error::Transport(t)) => Err(Error::Transport(t.to_string())),
         }
     }
@@ -304,6 +300,11 @@ impl Client {
         let req = self
             .request("GET", path, timeout)?
             .set("User-Agent", user_agent);
+        self.get_json(path, req)
+    }
+
+    /// Sends a GET and returns the `data` of Prometheus' JSON envelope.
+    fn get_json(&self, path: &str, req: ureq::Request) -> Result<serde_json::Value, Error> {
         let resp = Client::send(req)?;
         if resp.status() == 204 {
             return Ok(serde_json::Value::Null);
@@ -367,6 +368,106 @@ impl Client {
         }
     }
 
+    /// POSTs a snappy-compressed remote-read request; the body is left to
+    /// the caller to stream. Non-2xx answers become [`Error::Status`].
+    pub fn remote_read(
+        &self,
+        snappy_body: &[u8],
+        timeout: Duration,
+    ) -> Result<ureq::Response, Error> {
+        let req = self
+            .request("POST", "/api/v1/read", timeout)?
+            .set("Content-Encoding", "snappy")
+            .set("Content-Type", "application/x-stream-protobuf")
+            .set("X-Prometheus-Remote-Read-Version", "0.1.0");
+        match req.send_bytes(snappy_body) {
+            Ok(resp) => Ok(resp),
+            Err(ureq::Error::Status(code, resp)) => Err(Error::Status {
+                code,
+                body: read_error_body(resp),
+            }),
+            Err(ureq::Error::Transport(t)) => Err(Error::Transport(t.to_string())),
+        }
+    }
+
+    /// `/api/v1/series`: the label sets of the series `selectors` match.
+    pub fn series(
+        &self,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<Vec<Labels>, Error> {
+        let data = self.get_query("/api/v1/series", selectors, range, timeout)?;
+        match data {
+            serde_json::Value::Null => Ok(Vec::new()),
+            data => serde_json::from_value(data)
+                .map_err(|e| Error::Decode(format!("/api/v1/series: {e}"))),
+        }
+    }
+
+    /// `/api/v1/labels`: label names, optionally of the series `selectors` match.
+    pub fn label_names(
+        &self,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        self.get_strings("/api/v1/labels", selectors, range, timeout)
+    }
+
+    /// `/api/v1/label/<name>/values`.
+    pub fn label_values(
+        &self,
+        name: &str,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        // The name goes into the path as one segment, escaped by `url`.
+        let mut url = self.url("/api/v1/label");
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.push(name).push("values");
+        }
+        let path = url.path().to_string();
+        let base_path = self.base.path().trim_end_matches('/').to_string();
+        let relative = path.strip_prefix(&base_path).unwrap_or(&path).to_string();
+        self.get_strings(&relative, selectors, range, timeout)
+    }
+
+    fn get_strings(
+        &self,
+        path: &str,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<Vec<String>, Error> {
+        match self.get_query(path, selectors, range, timeout)? {
+            serde_json::Value::Null => Ok(Vec::new()),
+            data => serde_json::from_value(data).map_err(|e| Error::Decode(format!("{path}: {e}"))),
+        }
+    }
+
+    /// GETs a JSON API endpoint with `match[]`, `start`, `end` and `limit`.
+    fn get_query(
+        &self,
+        path: &str,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, Error> {
+        let mut req = self.request("GET", path, timeout)?;
+        for selector in selectors {
+            req = req.query("match[]", selector);
+        }
+        req = req
+            .query("start", &format_seconds(range.start_ms))
+            .query("end", &format_seconds(range.end_ms));
+        if range.limit > 0 {
+            req = req.query("limit", &range.limit.to_string());
+        }
+        self.get_json(path, req)
+    }
+
     /// The lowest timestamp in the TSDB in ms, from Prometheus' own `/metrics`.
     pub fn lowest_timestamp(&self, timeout: Duration) -> Result<i64, Error> {
         let req = self.request("GET", "/metrics", timeout)?;
@@ -375,6 +476,33 @@ impl Client {
             .map_err(|e| Error::Transport(format!("reading /metrics: {e}")))?;
         lowest_timestamp_from_metrics(&text)
     }
+}
+
+/// The time range and limit of a series, labels or label-values call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// Sent only when > 0, as Thanos does.
+    pub limit: i64,
+}
+
+/// Milliseconds as Prometheus' seconds parameter, in shortest decimal form
+/// (`1700000000123` → `1700000000.123`, `-1500` → `-1.5`). Thanos divides as
+/// a float, so huge values round the same way here (`i64::MAX` →
+/// `9223372036854776`); Rust's `Display` for f64 is shortest round-trip
+/// without exponent, like Go's `FormatFloat(f, 'f', -1, 64)`.
+pub fn format_seconds(ms: i64) -> String {
+    format!("{}", ms as f64 / 1000.0)
+}
+
+fn read_error_body(resp: ureq::Response) -> String {
+    let mut body = String::new();
+    let _ = resp
+        .into_reader()
+        .take(MAX_ERROR_BODY as u64)
+        .read_to_string(&mut body);
+    body
 }
 
 #[derive(Deserialize)]
@@ -616,6 +744,17 @@ mod tests {
         assert!(parse_external_labels("global:\n  scrape_interval: 1s\n")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn seconds_are_rendered_like_thanos() {
+        assert_eq!(format_seconds(1_700_000_000_123), "1700000000.123");
+        assert_eq!(format_seconds(1_700_000_000_100), "1700000000.1");
+        assert_eq!(format_seconds(0), "0");
+        assert_eq!(format_seconds(-1500), "-1.5");
+        assert_eq!(format_seconds(i64::MAX), "9223372036854776");
+        assert_eq!(format_seconds(i64::MIN), "-9223372036854776");
+        assert_eq!(format_seconds(-62_167_219_200_000), "-62167219200");
     }
 
     #[test]

@@ -19,7 +19,9 @@ use argh::FromArgs;
 
 pub use args::LogFormat;
 pub use request_logging::RequestLogging;
-pub use values::{format_model_duration, go_duration, model_duration, TimeOrDuration};
+pub use values::{
+    format_model_duration, go_duration, model_duration, time_or_duration, TimeOrDuration,
+};
 
 use crate::envsubst;
 use crate::objstore;

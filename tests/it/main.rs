@@ -6,5 +6,6 @@ mod cli;
 mod daemon;
 mod reloader;
 mod shipper;
+mod store;
 mod support;
 mod systemd;

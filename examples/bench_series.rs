@@ -1,0 +1,101 @@
+//! Series throughput: the sidecar's StoreAPI against a direct streamed remote
+//! read of the same query from Prometheus, alternating, decoding every chunk
+//! on both sides so the client work is the same. Used by `scripts/bench-series`.
+//!
+//! bench_series PROMETHEUS_URL SIDECAR_GRPC SELECTOR RUNS START_MS END_MS
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use grpcio::{ChannelBuilder, EnvBuilder};
+use thanos_sidecar::proto::services::StoreClient;
+use thanos_sidecar::proto::store;
+use thanos_sidecar::store::cli::parse_selector;
+use thanos_sidecar::store::matchers::{self, Matcher, Op};
+use thanos_sidecar::store::remote_read::{self, FrameReader};
+use thanos_sidecar::store::xor;
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [prom, grpc, selector, runs, start, end] = args.as_slice() else {
+        return Err(
+            "usage: bench_series PROMETHEUS_URL SIDECAR_GRPC SELECTOR RUNS START_MS END_MS".into(),
+        );
+    };
+    let runs: usize = runs.parse().map_err(|e| format!("RUNS: {e}"))?;
+    let start: i64 = start.parse().map_err(|e| format!("START_MS: {e}"))?;
+    let end: i64 = end.parse().map_err(|e| format!("END_MS: {e}"))?;
+    let pb_matchers = parse_selector(selector)?;
+    let ms: Vec<Matcher> = pb_matchers
+        .iter()
+        .map(|m| {
+            let op = [Op::Eq, Op::Neq, Op::Re, Op::Nre][m.type_.value() as usize];
+            Matcher::new(op, &m.name, &m.value)
+        })
+        .collect::<Result<_, _>>()?;
+    let _ = matchers::selector(&ms);
+
+    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("bench").build());
+    let channel = ChannelBuilder::new(env)
+        .max_receive_message_len(i32::MAX)
+        .connect(grpc);
+    let client = StoreClient::new(channel);
+    let agent = ureq::AgentBuilder::new().build();
+
+    let (mut sidecar_secs, mut direct_secs, mut samples_seen) = (0.0, 0.0, 0u64);
+    for _ in 0..runs {
+        // Direct remote read.
+        let t = Instant::now();
+        let body = remote_read::encode_request(&remote_read::request(start, end, &ms))?;
+        let resp = agent
+            .post(&format!("{prom}/api/v1/read"))
+            .set("Content-Encoding", "snappy")
+            .set("Content-Type", "application/x-stream-protobuf")
+            .set("X-Prometheus-Remote-Read-Version", "0.1.0")
+            .send_bytes(&body)
+            .map_err(|e| e.to_string())?;
+        let mut frames = FrameReader::new(resp.into_reader());
+        let mut direct = 0u64;
+        while let Some(frame) = frames.next_frame()? {
+            for s in frame.chunked_series {
+                for c in s.chunks {
+                    direct += xor::decode(&c.data)?.len() as u64;
+                }
+            }
+        }
+        direct_secs += t.elapsed().as_secs_f64();
+
+        // Through the sidecar.
+        let t = Instant::now();
+        let mut req = store::SeriesRequest::new();
+        req.min_time = start;
+        req.max_time = end;
+        req.matchers = pb_matchers.clone();
+        let mut stream = client.series(&req).map_err(|e| e.to_string())?;
+        let mut via = 0u64;
+        futures::executor::block_on(async {
+            while let Some(frame) = stream.next().await {
+                let frame = frame.map_err(|e| e.to_string())?;
+                for c in &frame.series().chunks {
+                    via += xor::decode(&c.raw.data)?.len() as u64;
+                }
+            }
+            Ok::<(), String>(())
+        })?;
+        sidecar_secs += t.elapsed().as_secs_f64();
+        if via != direct {
+            return Err(format!(
+                "sample counts differ: sidecar {via}, direct {direct}"
+            ));
+        }
+        samples_seen = via;
+    }
+    let sidecar_rate = samples_seen as f64 * runs as f64 / sidecar_secs;
+    let direct_rate = samples_seen as f64 * runs as f64 / direct_secs;
+    println!(
+        "samples={samples_seen} runs={runs} sidecar_samples_per_s={sidecar_rate:.0} direct_samples_per_s={direct_rate:.0} ratio={:.3}",
+        sidecar_rate / direct_rate
+    );
+    Ok(())
+}

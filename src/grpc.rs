@@ -1,0 +1,115 @@
+//! The gRPC server on `--grpc-address`: StoreAPI, Info and health services.
+//!
+//! Started by `main` once Prometheus is known to be ready (Thanos keeps the
+//! port closed until then). Dropping the [`Handle`] stops it gracefully:
+//! no new calls, in-flight calls get `--grpc-grace-period`, then the rest are
+//! cancelled and every worker thread is joined.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials};
+
+use crate::flags::GrpcServerConfig;
+use crate::metadata::Metadata;
+use crate::proto::services;
+use crate::store::{Health, Services, Store, Workers};
+
+/// Completion-queue threads. One keeps a 1–2 core host's CPU for the work
+/// itself: handlers only hand calls to workers and move finished frames.
+const CQ_THREADS: usize = 1;
+
+pub struct Handle {
+    // Field order is drop order: the server before its environment.
+    server: Option<Server>,
+    _env: Arc<Environment>,
+    workers: Workers,
+    grace_period: Duration,
+    /// The port actually bound (useful with `:0`).
+    pub port: u16,
+}
+
+pub fn start(
+    config: &GrpcServerConfig,
+    store: Arc<Store>,
+    metadata: Arc<Metadata>,
+) -> Result<Handle, String> {
+    let env = Arc::new(
+        EnvBuilder::new()
+            .cq_count(CQ_THREADS)
+            .name_prefix("grpc-cq")
+            .build(),
+    );
+    let mut args = ChannelBuilder::new(env.clone())
+        // Thanos allows messages up to 2^31-1 bytes both ways.
+        .max_receive_message_len(i32::MAX)
+        .max_send_message_len(i32::MAX)
+        // grpc-go's enforcement defaults as Thanos runs them: pings at most
+        // every 10 s, none without an active call.
+        .http2_min_recv_ping_interval_without_data(Duration::from_secs(10));
+    let age = config.max_connection_age;
+    if !age.is_zero() && age.as_millis() < i32::MAX as u128 {
+        args = args.raw_cfg_int(c"grpc.max_connection_age_ms".into(), age.as_millis() as i32);
+    }
+    let workers = Workers::default();
+    let services = Services::new(store, workers.clone());
+    let mut server = ServerBuilder::new(env.clone())
+        .channel_args(args.build_args())
+        .register_service(services::create_store(services.clone()))
+        .register_service(services::create_info(services))
+        .register_service(services::create_health(Health { metadata }))
+        .build()
+        .map_err(|e| format!("gRPC server: {e}"))?;
+    let (host, port) = split_host_port(&config.address)?;
+    let port = server
+        .add_listening_port(format!("{host}:{port}"), ServerCredentials::insecure())
+        .map_err(|e| format!("listen on --grpc-address={}: {e}", config.address))?;
+    server.start();
+    log::info!(address = config.address.as_str(), service = "gRPC/server"; "listening for serving gRPC");
+    Ok(Handle {
+        server: Some(server),
+        _env: env,
+        workers,
+        grace_period: config.grace_period,
+        port,
+    })
+}
+
+/// `--grpc-address` as Go takes it: an empty host means every interface.
+fn split_host_port(address: &str) -> Result<(String, String), String> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .ok_or_else(|| format!("--grpc-address={address}: missing port"))?;
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok((host.to_string(), port.to_string()))
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        let shutdown = server.shutdown();
+        // Capacity 1: the waiter sends once, then ends.
+        let (done, finished) = crossbeam_channel::bounded(1);
+        let waiter = jod_thread::Builder::new()
+            .name("grpc-shutdown".into())
+            .spawn(move || {
+                let _ = futures::executor::block_on(shutdown);
+                let _ = done.send(());
+            });
+        match waiter {
+            Ok(waiter) => {
+                if finished.recv_timeout(self.grace_period).is_err() {
+                    log::info!("gRPC grace period over; cancelling calls still running");
+                    server.cancel_all_calls();
+                }
+                drop(waiter);
+            }
+            Err(_) => server.cancel_all_calls(),
+        }
+        drop(server);
+        self.workers.join_all();
+        log::info!(service = "gRPC/server"; "internal server is shutdown gracefully");
+    }
+}

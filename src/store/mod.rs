@@ -1,0 +1,377 @@
+//! The StoreAPI and Info API a Thanos Querier calls (contract §3–§4).
+//!
+//! gRPC handlers run on the completion-queue threads and must not block, so
+//! each call's work (blocking HTTP to Prometheus) runs on a named worker
+//! thread ([`Workers`]); results travel back over a bounded channel that the
+//! completion queue drains into the call's sink.
+
+pub mod cli;
+pub mod labels;
+pub mod matchers;
+pub mod remote_read;
+pub mod series;
+pub mod sort;
+pub mod xor;
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::{SinkExt, StreamExt};
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
+use prom::{IntCounterVec, Opts, Registry};
+
+use crate::metadata::{Metadata, MAX_TIME};
+use crate::prometheus::Client;
+use crate::proto::{health, info, labels as pb_labels, services, store};
+
+/// Frames queued between a Series worker and its client: enough to keep the
+/// connection busy while the worker decodes the next remote-read frame, few
+/// enough that a slow client holds little memory.
+const SERIES_QUEUE: usize = 16;
+
+/// `--store.limits.request-series` and `--store.limits.request-samples`; 0 = none.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits {
+    pub series: u64,
+    pub samples: u64,
+}
+
+/// What every handler shares.
+pub struct Store {
+    pub client: Client,
+    pub metadata: Arc<Metadata>,
+    pub limits: Limits,
+    /// `thanos_store_selects_dropped_total{reason}`.
+    pub dropped: IntCounterVec,
+    /// Timeout of JSON API calls (labels, series).
+    pub api_timeout: Duration,
+    /// Timeout of a whole remote read.
+    pub read_timeout: Duration,
+}
+
+impl Store {
+    pub fn new(
+        client: Client,
+        metadata: Arc<Metadata>,
+        limits: Limits,
+        registry: &Registry,
+    ) -> Result<Store, prom::Error> {
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "thanos_store_selects_dropped_total",
+                "Number of select queries that were dropped due to configured limits.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(dropped.clone()))?;
+        for reason in ["series", "chunks"] {
+            dropped.with_label_values(&[reason]);
+        }
+        Ok(Store {
+            client,
+            metadata,
+            limits,
+            dropped,
+            api_timeout: Duration::from_secs(120),
+            read_timeout: series::READ_TIMEOUT,
+        })
+    }
+}
+
+/// Worker threads of in-flight calls. Finished ones are joined as new ones
+/// start; [`Workers::join_all`] joins the rest at shutdown.
+#[derive(Clone, Default)]
+pub struct Workers {
+    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Workers {
+    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(f)?;
+        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
+        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+        for t in done {
+            let _ = t.join();
+        }
+        *threads = running;
+        threads.push(handle);
+        Ok(())
+    }
+
+    /// Waits for every worker; they end once their client is gone.
+    pub fn join_all(&self) {
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The gRPC services, cheap to clone (grpcio clones one per method).
+#[derive(Clone)]
+pub struct Services {
+    store: Arc<Store>,
+    workers: Workers,
+}
+
+impl Services {
+    pub fn new(store: Arc<Store>, workers: Workers) -> Self {
+        Services { store, workers }
+    }
+
+    /// Runs `work` on a worker and answers the unary call with its result.
+    fn unary<Resp: Send + 'static>(
+        &self,
+        ctx: &RpcContext,
+        name: &str,
+        sink: UnarySink<Resp>,
+        work: impl FnOnce(&Store) -> Result<Resp, RpcStatus> + Send + 'static,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        let store = self.store.clone();
+        let spawned = self.workers.spawn(name, move || {
+            let _ = tx.send(work(&store));
+        });
+        if let Err(e) = spawned {
+            ctx.spawn(fail_unary(
+                sink,
+                internal(format!("starting a worker: {e}")),
+            ));
+            return;
+        }
+        ctx.spawn(async move {
+            let result = match rx.await {
+                Ok(result) => result,
+                Err(_) => Err(internal("worker ended without an answer".into())),
+            };
+            let sent = match result {
+                Ok(resp) => sink.success(resp).await,
+                Err(status) => sink.fail(status).await,
+            };
+            if let Err(e) = sent {
+                log::debug!(err = e.to_string().as_str(); "answering a gRPC call failed");
+            }
+        });
+    }
+}
+
+fn internal(message: String) -> RpcStatus {
+    RpcStatus::with_message(RpcStatusCode::INTERNAL, message)
+}
+
+async fn fail_unary<T>(sink: UnarySink<T>, status: RpcStatus) {
+    let _ = sink.fail(status).await;
+}
+
+impl services::Store for Services {
+    fn info(
+        &mut self,
+        ctx: RpcContext,
+        _req: store::InfoRequest,
+        sink: UnarySink<store::InfoResponse>,
+    ) {
+        // Cheap and non-blocking: answered on the completion queue.
+        let result = legacy_info(&self.store.metadata);
+        ctx.spawn(async move {
+            let _ = match result {
+                Ok(resp) => sink.success(resp).await,
+                Err(status) => sink.fail(status).await,
+            };
+        });
+    }
+
+    fn series(
+        &mut self,
+        ctx: RpcContext,
+        req: store::SeriesRequest,
+        mut sink: ServerStreamingSink<store::SeriesResponse>,
+    ) {
+        // Bounded: the worker blocks when the client reads slowly.
+        let (tx, mut rx) = mpsc::channel::<Result<store::SeriesResponse, RpcStatus>>(SERIES_QUEUE);
+        let store = self.store.clone();
+        let spawned = self.workers.spawn("store-series", move || {
+            let mut frames = tx.clone();
+            let mut out = |resp: store::SeriesResponse| -> Result<(), RpcStatus> {
+                futures::executor::block_on(frames.send(Ok(resp)))
+                    .map_err(|_| RpcStatus::new(RpcStatusCode::CANCELLED))
+            };
+            let result = series::series(&store, req, &mut out);
+            if let Err(status) = result {
+                let mut tx = tx;
+                let _ = futures::executor::block_on(tx.send(Err(status)));
+            }
+        });
+        if let Err(e) = spawned {
+            ctx.spawn(async move {
+                let _ = sink.fail(internal(format!("starting a worker: {e}"))).await;
+            });
+            return;
+        }
+        ctx.spawn(async move {
+            while let Some(item) = rx.next().await {
+                match item {
+                    Ok(resp) => {
+                        if let Err(e) = sink.send((resp, WriteFlags::default())).await {
+                            // The client went away; dropping `rx` stops the worker.
+                            log::debug!(err = e.to_string().as_str(); "Series client gone");
+                            return;
+                        }
+                    }
+                    Err(status) => {
+                        let _ = sink.fail(status).await;
+                        return;
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        });
+    }
+
+    fn label_names(
+        &mut self,
+        ctx: RpcContext,
+        req: store::LabelNamesRequest,
+        sink: UnarySink<store::LabelNamesResponse>,
+    ) {
+        self.unary(&ctx, "store-labels", sink, move |store| {
+            labels::label_names(store, &req)
+        });
+    }
+
+    fn label_values(
+        &mut self,
+        ctx: RpcContext,
+        req: store::LabelValuesRequest,
+        sink: UnarySink<store::LabelValuesResponse>,
+    ) {
+        self.unary(&ctx, "store-values", sink, move |store| {
+            labels::label_values(store, &req)
+        });
+    }
+}
+
+impl services::Info for Services {
+    fn info(
+        &mut self,
+        ctx: RpcContext,
+        _req: info::InfoRequest,
+        sink: UnarySink<info::InfoResponse>,
+    ) {
+        let result = info_response(&self.store.metadata);
+        ctx.spawn(async move {
+            let _ = match result {
+                Ok(resp) => sink.success(resp).await,
+                Err(status) => sink.fail(status).await,
+            };
+        });
+    }
+}
+
+/// `grpc.health.v1.Health`: the empty service name follows readiness.
+#[derive(Clone)]
+pub struct Health {
+    pub metadata: Arc<Metadata>,
+}
+
+impl services::Health for Health {
+    fn check(
+        &mut self,
+        ctx: RpcContext,
+        req: health::HealthCheckRequest,
+        sink: UnarySink<health::HealthCheckResponse>,
+    ) {
+        use health::health_check_response::ServingStatus;
+        let result = if req.service.is_empty() {
+            let mut resp = health::HealthCheckResponse::new();
+            resp.status = if self.metadata.is_ready() {
+                ServingStatus::SERVING
+            } else {
+                ServingStatus::NOT_SERVING
+            }
+            .into();
+            Ok(resp)
+        } else {
+            Err(RpcStatus::with_message(
+                RpcStatusCode::NOT_FOUND,
+                "unknown service".into(),
+            ))
+        };
+        ctx.spawn(async move {
+            let _ = match result {
+                Ok(resp) => sink.success(resp).await,
+                Err(status) => sink.fail(status).await,
+            };
+        });
+    }
+}
+
+fn label_set(labels: &crate::prometheus::Labels) -> Vec<pb_labels::Label> {
+    labels
+        .iter()
+        .map(|(n, v)| {
+            let mut l = pb_labels::Label::new();
+            l.name = n.clone();
+            l.value = v.clone();
+            l
+        })
+        .collect()
+}
+
+/// `thanos.info.Info/Info` (contract §4.12): fails with `Not ready` until ready.
+pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatus> {
+    if !metadata.is_ready() {
+        return Err(series::unknown("Not ready"));
+    }
+    let external = metadata.external_labels();
+    let min_time = metadata.min_time(series::now_ms());
+    let mut resp = info::InfoResponse::new();
+    resp.ComponentType = "sidecar".into();
+    let mut zset = pb_labels::ZLabelSet::new();
+    zset.labels = label_set(&external);
+    if !external.is_empty() {
+        resp.label_sets.push(zset.clone());
+    }
+    let mut store = info::StoreInfo::new();
+    store.min_time = min_time;
+    store.max_time = MAX_TIME;
+    store.supports_sharding = true;
+    store.supports_without_replica_labels = true;
+    store.supports_projections = false;
+    if !external.is_empty() {
+        let mut tsdb = info::TSDBInfo::new();
+        tsdb.labels = protobuf::MessageField::some(zset);
+        tsdb.min_time = min_time;
+        tsdb.max_time = MAX_TIME;
+        store.tsdb_infos.push(tsdb);
+    }
+    resp.store = protobuf::MessageField::some(store);
+    resp.rules = protobuf::MessageField::some(info::RulesInfo::new());
+    resp.metric_metadata = protobuf::MessageField::some(info::MetricMetadataInfo::new());
+    resp.targets = protobuf::MessageField::some(info::TargetsInfo::new());
+    resp.exemplars = protobuf::MessageField::some(info::ExemplarsInfo::new());
+    resp.status = protobuf::MessageField::some(info::StatusInfo::new());
+    Ok(resp)
+}
+
+/// The legacy `thanos.Store/Info` that queriers before v0.37 call.
+pub fn legacy_info(metadata: &Metadata) -> Result<store::InfoResponse, RpcStatus> {
+    if !metadata.is_ready() {
+        return Err(series::unknown("Not ready"));
+    }
+    let external = metadata.external_labels();
+    let mut resp = store::InfoResponse::new();
+    resp.labels = label_set(&external);
+    if !external.is_empty() {
+        let mut set = pb_labels::LabelSet::new();
+        set.labels = label_set(&external);
+        resp.label_sets.push(set);
+    }
+    resp.min_time = metadata.min_time(series::now_ms());
+    resp.max_time = MAX_TIME;
+    resp.storeType = store::StoreType::SIDECAR.into();
+    Ok(resp)
+}

@@ -1,0 +1,889 @@
+//! `Series`: from a StoreAPI request to frames, through Prometheus (contract §4.1–§4.9).
+//!
+//! Runs on a worker thread: Prometheus is read with blocking I/O and every
+//! frame goes to `out`, which blocks while the client is slow (so memory
+//! stays bounded) and fails once the client is gone (so the upstream read
+//! stops).
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::time::Duration;
+
+use grpcio::{RpcStatus, RpcStatusCode};
+use protobuf::{Message, MessageField};
+use xxhash_rust::xxh64::xxh64;
+
+use crate::prometheus::{self, Labels, TimeRange};
+use crate::proto::{labels, prom_remote, prom_types, store, store_types};
+use crate::store::matchers::{self, invalid_argument, Matcher, Op};
+use crate::store::remote_read::{self, FrameReader};
+use crate::store::sort::{Key, Mode, Sorter};
+use crate::store::xor;
+use crate::store::Store;
+
+/// Thanos counts every chunk as this many samples for the samples limit.
+const SAMPLES_PER_CHUNK: u64 = 120;
+
+/// Plain (non-status) errors in Thanos surface as gRPC Unknown.
+pub fn unknown(message: impl Into<String>) -> RpcStatus {
+    RpcStatus::with_message(RpcStatusCode::UNKNOWN, message.into())
+}
+
+/// Maps a failed JSON API call to the code Thanos returns (contract §2.3).
+pub fn api_error(e: prometheus::Error) -> RpcStatus {
+    let code = match &e {
+        prometheus::Error::Status { code: 400, .. } => RpcStatusCode::INVALID_ARGUMENT,
+        prometheus::Error::Status { code: 404, .. } => RpcStatusCode::NOT_FOUND,
+        prometheus::Error::Status { code: 503, .. } => RpcStatusCode::UNAVAILABLE,
+        _ => RpcStatusCode::INTERNAL,
+    };
+    RpcStatus::with_message(code, e.to_string())
+}
+
+pub fn series(
+    store: &Store,
+    req: store::SeriesRequest,
+    out: &mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+) -> Result<(), RpcStatus> {
+    let matchers = matchers::convert(&req.matchers)?;
+    let external = store.metadata.external_labels();
+    let Some(matchers) = matchers::strip_external(matchers, &external) else {
+        return Ok(());
+    };
+    if matchers.is_empty() {
+        return Err(invalid_argument(
+            "no matchers specified (excluding external labels)",
+        ));
+    }
+    let min_time = req.min_time.max(store.metadata.min_time(now_ms()));
+    let without: HashSet<String> = req.without_replica_labels.iter().cloned().collect();
+    let mut emitter = Emitter::new(store, req.response_batch_size, out);
+    let result = if req.skip_chunks {
+        series_without_chunks(
+            store,
+            &req,
+            &matchers,
+            min_time,
+            &external,
+            &without,
+            &mut emitter,
+        )
+    } else {
+        series_with_chunks(
+            store,
+            &req,
+            &matchers,
+            min_time,
+            &external,
+            &without,
+            &mut emitter,
+        )
+    };
+    let result = result.and_then(|()| emitter.finish());
+    if let Err(status) = &result {
+        if status.code() == RpcStatusCode::CANCELLED {
+            log::debug!(series = emitter.series_sent; "Series client gone; stopped reading Prometheus");
+        }
+    }
+    result
+}
+
+fn series_without_chunks(
+    store: &Store,
+    req: &store::SeriesRequest,
+    matchers: &[Matcher],
+    min_time: i64,
+    external: &Labels,
+    without: &HashSet<String>,
+    emitter: &mut Emitter,
+) -> Result<(), RpcStatus> {
+    let range = TimeRange {
+        start_ms: min_time,
+        end_ms: req.max_time,
+        limit: req.limit,
+    };
+    let found = store
+        .client
+        .series(&[matchers::selector(matchers)], &range, store.api_timeout)
+        .map_err(api_error)?;
+    // Prometheus' series API knows no external labels; external values win,
+    // and only external labels are dropped by without_replica_labels here.
+    let mut all: Vec<Key> = found
+        .into_iter()
+        .map(|mut labels| {
+            for (name, value) in external {
+                if without.contains(name) {
+                    continue;
+                }
+                labels.insert(name.clone(), value.clone());
+            }
+            labels.into_iter().collect()
+        })
+        .collect();
+    all.sort_unstable();
+    for key in all {
+        emitter.push(to_series(&key, Vec::new()))?;
+    }
+    Ok(())
+}
+
+fn series_with_chunks(
+    store: &Store,
+    req: &store::SeriesRequest,
+    matchers: &[Matcher],
+    min_time: i64,
+    external: &Labels,
+    without: &HashSet<String>,
+    emitter: &mut Emitter,
+) -> Result<(), RpcStatus> {
+    let mode = sort_mode(store, matchers, min_time, req.max_time, external, without);
+    let body = remote_read::encode_request(&remote_read::request(min_time, req.max_time, matchers))
+        .map_err(unknown)?;
+    let resp = store
+        .client
+        .remote_read(&body, store.read_timeout)
+        .map_err(|e| match e {
+            prometheus::Error::Status { code, body } => {
+                unknown(format!("request failed with code {code}: {body}"))
+            }
+            e => unknown(e.to_string()),
+        })?;
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    let shard = req.shard_info.as_ref().filter(|s| s.total_shards >= 1);
+    if content_type.starts_with(remote_read::STREAMED_CONTENT_TYPE) {
+        let mut frames = FrameReader::new(resp.into_reader());
+        let mut sorter = Sorter::new(mode);
+        let mut emit = |s: store_types::Series| emitter.push(s);
+        loop {
+            let frame = frames
+                .next_frame()
+                .map_err(|e| unknown(format!("next proto: {e}")))?;
+            let Some(frame) = frame else { break };
+            if frame.chunked_series.len() != 1 {
+                log::debug!(series = frame.chunked_series.len(); "remote-read frame does not hold exactly one series");
+            }
+            for series in frame.chunked_series {
+                let input: Key = series
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect();
+                let output = transform(&input, external, without);
+                if let Some(shard) = shard {
+                    if !in_shard(&output, shard) {
+                        continue;
+                    }
+                }
+                let chunks = series.chunks.into_iter().map(pass_through).collect();
+                let item = to_series(&output, chunks);
+                sorter.push(&input, output, item, &mut emit)?;
+            }
+        }
+        sorter.finish(&mut emit)?;
+        if sorter.peak > 0 {
+            log::debug!(peak = sorter.peak; "series held back to repair order");
+        }
+        Ok(())
+    } else if content_type.starts_with(remote_read::SAMPLES_CONTENT_TYPE) {
+        series_from_samples(resp, external, without, emitter)
+    } else {
+        Err(unknown(format!(
+            "not supported remote read content type: {content_type}"
+        )))
+    }
+}
+
+/// Decides whether the transform can reorder this answer (see `sort`).
+///
+/// Deleting an external label always can. Otherwise only series with their
+/// own label named like an external label (Prometheus keeps the series' own
+/// value, the sidecar overwrites it) or like a label to delete can move; one
+/// `/api/v1/series` call finds out whether any exists (it is cheap when none
+/// does: the label's postings are empty). The series API knows no external
+/// labels, so whatever it returns for those names is a series' own label.
+fn sort_mode(
+    store: &Store,
+    matchers: &[Matcher],
+    min_time: i64,
+    max_time: i64,
+    external: &Labels,
+    without: &HashSet<String>,
+) -> Mode {
+    let names: Vec<&String> = external.keys().chain(without.iter()).collect();
+    let Some(n0) = names.iter().min().map(|n| n.to_string()) else {
+        return Mode::Streaming;
+    };
+    if without.iter().any(|n| external.contains_key(n)) {
+        return Mode::Prefix { n0, deletion: true };
+    }
+    let selectors: Vec<String> = names
+        .iter()
+        .filter_map(|name| {
+            let mut ms = matchers.to_vec();
+            ms.push(Matcher::new(Op::Neq, name, "").ok()?);
+            Some(matchers::selector(&ms))
+        })
+        .collect();
+    // Prometheus 2.42 answers nothing for an `end` near MaxInt64 ms, and no
+    // sample lies far in the future: a day ahead is enough.
+    let range = TimeRange {
+        start_ms: min_time,
+        end_ms: max_time.min(now_ms().saturating_add(86_400_000)),
+        limit: 0,
+    };
+    match store.client.series(&selectors, &range, store.api_timeout) {
+        Ok(found) if found.is_empty() => Mode::Streaming,
+        Ok(_) => Mode::Prefix {
+            n0,
+            deletion: !without.is_empty(),
+        },
+        Err(e) => {
+            log::debug!(err = e.to_string().as_str(); "order check failed; sorting conservatively");
+            Mode::Prefix {
+                n0,
+                deletion: !without.is_empty(),
+            }
+        }
+    }
+}
+
+/// Prometheus labels with the external labels set (external values win),
+/// then every label named in `without_replica_labels` deleted.
+pub fn transform(input: &[(String, String)], external: &Labels, without: &HashSet<String>) -> Key {
+    let mut out = Vec::with_capacity(input.len() + external.len());
+    let mut ext = external.iter().peekable();
+    for (name, value) in input {
+        while let Some((en, ev)) = ext.peek() {
+            if *en < name {
+                out.push(((*en).clone(), (*ev).clone()));
+                ext.next();
+            } else {
+                break;
+            }
+        }
+        match ext.peek() {
+            Some((en, ev)) if *en == name => {
+                out.push((name.clone(), (*ev).clone()));
+                ext.next();
+            }
+            _ => out.push((name.clone(), value.clone())),
+        }
+    }
+    out.extend(ext.map(|(n, v)| (n.clone(), v.clone())));
+    if !without.is_empty() {
+        out.retain(|(n, _)| !without.contains(n));
+    }
+    out
+}
+
+/// Thanos' shard assignment: XXH64 of `name 0xff value 0xff` over the
+/// selected labels of the final label set.
+pub fn in_shard(labels: &Key, shard: &store::ShardInfo) -> bool {
+    let chosen: HashSet<&str> = shard.labels.iter().map(String::as_str).collect();
+    let mut buf = Vec::with_capacity(256);
+    for (name, value) in labels {
+        if chosen.contains(name.as_str()) != shard.by {
+            continue;
+        }
+        buf.extend_from_slice(name.as_bytes());
+        buf.push(0xff);
+        buf.extend_from_slice(value.as_bytes());
+        buf.push(0xff);
+    }
+    let total = shard.total_shards as u64;
+    xxh64(&buf, 0) % total == shard.shard_index as u64
+}
+
+/// A remote-read chunk as a StoreAPI chunk: bytes unchanged, type shifted
+/// (remote read numbers from UNKNOWN=0), Thanos' XXH64 hash.
+fn pass_through(chunk: prom_types::Chunk) -> store_types::AggrChunk {
+    let mut raw = store_types::Chunk::new();
+    raw.type_ = protobuf::EnumOrUnknown::from_i32(chunk.type_.value() - 1);
+    raw.hash = xxh64(&chunk.data, 0);
+    raw.data = chunk.data;
+    let mut aggr = store_types::AggrChunk::new();
+    aggr.min_time = chunk.min_time_ms;
+    aggr.max_time = chunk.max_time_ms;
+    aggr.raw = MessageField::some(raw);
+    aggr
+}
+
+fn to_series(key: &Key, chunks: Vec<store_types::AggrChunk>) -> store_types::Series {
+    let mut s = store_types::Series::new();
+    s.labels = key
+        .iter()
+        .map(|(n, v)| {
+            let mut l = labels::Label::new();
+            l.name = n.clone();
+            l.value = v.clone();
+            l
+        })
+        .collect();
+    s.chunks = chunks;
+    s
+}
+
+/// The SAMPLES answer of a Prometheus without streamed remote read: one
+/// message, so it is in memory anyway; re-encoded as XOR chunks of ≤ 120.
+fn series_from_samples(
+    resp: ureq::Response,
+    external: &Labels,
+    without: &HashSet<String>,
+    emitter: &mut Emitter,
+) -> Result<(), RpcStatus> {
+    let mut compressed = Vec::new();
+    resp.into_reader()
+        .read_to_end(&mut compressed)
+        .map_err(|e| unknown(format!("reading remote read answer: {e}")))?;
+    let raw = snap::raw::Decoder::new()
+        .decompress_vec(&compressed)
+        .map_err(|e| unknown(format!("snappy decoding remote read answer: {e}")))?;
+    let mut answer = prom_remote::ReadResponse::parse_from_bytes(&raw)
+        .map_err(|e| unknown(format!("decoding remote read answer: {e}")))?;
+    if answer.results.len() != 1 {
+        return Err(unknown(format!(
+            "unexpected result size, want 1, got {}",
+            answer.results.len()
+        )));
+    }
+    let mut all = Vec::new();
+    for ts in answer.results.remove(0).timeseries {
+        let input: Key = ts
+            .labels
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        let output = transform(&input, external, without);
+        if ts.samples.is_empty() {
+            log::warn!(series = format!("{output:?}").as_str(); "remote read series has no float samples; skipped");
+            continue;
+        }
+        let samples: Vec<(i64, f64)> = ts.samples.iter().map(|s| (s.timestamp, s.value)).collect();
+        let chunks = samples
+            .chunks(xor::MAX_SAMPLES_PER_CHUNK)
+            .map(|part| {
+                let mut raw = store_types::Chunk::new();
+                raw.data = xor::encode(part);
+                raw.hash = xxh64(&raw.data, 0);
+                let mut aggr = store_types::AggrChunk::new();
+                aggr.min_time = part[0].0;
+                aggr.max_time = part[part.len() - 1].0;
+                aggr.raw = MessageField::some(raw);
+                aggr
+            })
+            .collect();
+        all.push((output, chunks));
+    }
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    for (key, chunks) in all {
+        emitter.push(to_series(&key, chunks))?;
+    }
+    Ok(())
+}
+
+/// Batches series into frames and enforces the request limits on what is
+/// actually sent, frame by frame (contract §4.7–§4.8).
+struct Emitter<'a> {
+    store: &'a Store,
+    batch_size: usize,
+    batch: Vec<store_types::Series>,
+    series_sent: u64,
+    chunks_sent: u64,
+    out: &'a mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+}
+
+impl<'a> Emitter<'a> {
+    fn new(
+        store: &'a Store,
+        batch_size: i64,
+        out: &'a mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+    ) -> Self {
+        let batch_size = batch_size.max(1) as usize;
+        Emitter {
+            store,
+            batch_size,
+            batch: Vec::with_capacity(batch_size.min(1024)),
+            series_sent: 0,
+            chunks_sent: 0,
+            out,
+        }
+    }
+
+    fn push(&mut self, series: store_types::Series) -> Result<(), RpcStatus> {
+        if self.batch_size <= 1 {
+            return self.send(vec![series]);
+        }
+        self.batch.push(series);
+        if self.batch.len() >= self.batch_size {
+            let batch = std::mem::take(&mut self.batch);
+            self.send(batch)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), RpcStatus> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.send(batch)
+    }
+
+    fn send(&mut self, mut series: Vec<store_types::Series>) -> Result<(), RpcStatus> {
+        let n = series.len() as u64;
+        let chunks: u64 = series.iter().map(|s| s.chunks.len() as u64).sum();
+        let limits = &self.store.limits;
+        if limits.series > 0 && self.series_sent + n > limits.series {
+            self.store.dropped.with_label_values(&["series"]).inc();
+            return Err(unknown(format!(
+                "failed to send series: limit {} violated (got {})",
+                limits.series,
+                self.series_sent + n
+            )));
+        }
+        let samples = (self.chunks_sent + chunks) * SAMPLES_PER_CHUNK;
+        if limits.samples > 0 && samples > limits.samples {
+            self.store.dropped.with_label_values(&["chunks"]).inc();
+            return Err(unknown(format!(
+                "failed to send samples: limit {} violated (got {samples})",
+                limits.samples
+            )));
+        }
+        self.series_sent += n;
+        self.chunks_sent += chunks;
+        let mut resp = store::SeriesResponse::new();
+        if self.batch_size <= 1 && series.len() == 1 {
+            resp.set_series(series.remove(0));
+        } else {
+            let mut batch = store_types::SeriesBatch::new();
+            batch.series = series;
+            resp.set_batch(batch);
+        }
+        (self.out)(resp)
+    }
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// How long one remote read may take in all; the querier's own deadline or
+/// cancellation normally ends it much sooner.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flags::TimeOrDuration;
+    use crate::metadata::Metadata;
+    use crate::prometheus::Client;
+    use crate::store::Limits;
+    use std::sync::Arc;
+
+    fn test_store(url: &str, limits: Limits) -> Store {
+        let registry = prom::Registry::new();
+        let metadata = Arc::new(Metadata::new(&registry, TimeOrDuration::DEFAULT).unwrap());
+        metadata.update(
+            0,
+            [
+                ("cluster".into(), "test".into()),
+                ("replica".into(), "0".into()),
+            ]
+            .into(),
+        );
+        let client = Client::new(url::Url::parse(url).unwrap(), &Default::default()).unwrap();
+        Store::new(client, metadata, limits, &registry).unwrap()
+    }
+
+    fn named(name: &str, chunks: usize) -> store_types::Series {
+        let mut s = to_series(&key(&[("__name__", name)]), Vec::new());
+        s.chunks = (0..chunks).map(|_| store_types::AggrChunk::new()).collect();
+        s
+    }
+
+    #[test]
+    fn batches_and_limits_count_what_is_sent() {
+        let store = test_store(
+            "http://127.0.0.1:1",
+            Limits {
+                series: 4,
+                samples: 0,
+            },
+        );
+        let mut sent = Vec::new();
+        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+            sent.push(r);
+            Ok(())
+        };
+        let mut e = Emitter::new(&store, 2, &mut out);
+        for name in ["a", "b", "c"] {
+            e.push(named(name, 1)).unwrap();
+        }
+        e.finish().unwrap();
+        let mut e = Emitter::new(&store, 2, &mut out);
+        for name in ["a", "b", "c", "d"] {
+            e.push(named(name, 1)).unwrap();
+        }
+        e.push(named("e", 1)).unwrap();
+        let err = e.push(named("f", 1)).unwrap_err();
+        assert_eq!(err.code(), RpcStatusCode::UNKNOWN);
+        assert_eq!(
+            err.message(),
+            "failed to send series: limit 4 violated (got 6)"
+        );
+        let sizes: Vec<usize> = sent.iter().map(|r| r.batch().series.len()).collect();
+        assert_eq!(sizes, vec![2, 1, 2, 2]);
+        assert_eq!(store.dropped.with_label_values(&["series"]).get(), 1);
+    }
+
+    #[test]
+    fn samples_limit_counts_120_per_chunk() {
+        let store = test_store(
+            "http://127.0.0.1:1",
+            Limits {
+                series: 0,
+                samples: 100,
+            },
+        );
+        let mut sent = 0;
+        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
+            sent += 1;
+            Ok(())
+        };
+        let mut e = Emitter::new(&store, 0, &mut out);
+        e.push(named("no-chunks", 0)).unwrap();
+        let err = e.push(named("a", 1)).unwrap_err();
+        assert_eq!(
+            err.message(),
+            "failed to send samples: limit 100 violated (got 120)"
+        );
+        assert_eq!(sent, 1);
+        assert_eq!(store.dropped.with_label_values(&["chunks"]).get(), 1);
+    }
+
+    /// A stand-in Prometheus answering remote read with `frames` and the
+    /// series API with `series_json`; returns its URL and the thread.
+    fn fake_prometheus(
+        frames: Vec<u8>,
+        series_json: &'static str,
+    ) -> (
+        String,
+        Arc<tiny_http::Server>,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
+        fake_prometheus_typed(frames, series_json, remote_read::STREAMED_CONTENT_TYPE)
+    }
+
+    fn fake_prometheus_typed(
+        frames: Vec<u8>,
+        series_json: &'static str,
+        content_type: &'static str,
+    ) -> (
+        String,
+        Arc<tiny_http::Server>,
+        std::thread::JoinHandle<Vec<String>>,
+    ) {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let srv = server.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for req in srv.incoming_requests() {
+                seen.push(req.url().to_string());
+                let resp = if req.url().starts_with("/api/v1/read") {
+                    let ct = tiny_http::Header::from_bytes(
+                        &b"Content-Type"[..],
+                        content_type.as_bytes(),
+                    )
+                    .unwrap();
+                    tiny_http::Response::from_data(frames.clone()).with_header(ct)
+                } else {
+                    tiny_http::Response::from_data(format!(
+                        r#"{{"status":"success","data":{series_json}}}"#
+                    ))
+                };
+                let _ = req.respond(resp);
+            }
+            seen
+        });
+        (format!("http://127.0.0.1:{port}"), server, thread)
+    }
+
+    fn stream_of(inputs: &[Key]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for input in inputs {
+            let pairs: Vec<(&str, &str)> = input
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let mut c = prom_types::Chunk::new();
+            c.type_ = prom_types::chunk::Encoding::XOR.into();
+            c.data = xor::encode(&[(1000, 1.0)]);
+            let mut frame = prom_remote::ChunkedReadResponse::new();
+            frame
+                .chunked_series
+                .push(remote_read::chunked_series(&pairs, vec![c]));
+            remote_read::write_frame(&mut bytes, &frame).unwrap();
+        }
+        bytes
+    }
+
+    fn request_for(name: &str) -> store::SeriesRequest {
+        let mut req = store::SeriesRequest::new();
+        let mut m = store_types::LabelMatcher::new();
+        m.name = "__name__".into();
+        m.value = name.into();
+        req.matchers.push(m);
+        req.max_time = 10_000;
+        req
+    }
+
+    fn collect(store: &Store, req: store::SeriesRequest) -> Result<Vec<Key>, RpcStatus> {
+        let mut keys = Vec::new();
+        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+            let s = r.series();
+            keys.push(
+                s.labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect(),
+            );
+            Ok(())
+        };
+        series(store, req, &mut out)?;
+        Ok(keys)
+    }
+
+    #[test]
+    fn streamed_answers_are_sorted_after_replica_labels_go() {
+        // Prometheus' order, with its external labels on every series.
+        let mut inputs = vec![
+            key(&[
+                ("__name__", "m"),
+                ("a", "1"),
+                ("cluster", "test"),
+                ("replica", "0"),
+            ]),
+            key(&[("__name__", "m"), ("cluster", "test"), ("replica", "0")]),
+            key(&[
+                ("__name__", "m"),
+                ("cluster", "test"),
+                ("replica", "0"),
+                ("z", "1"),
+            ]),
+        ];
+        inputs.sort();
+        let (url, server, thread) = fake_prometheus(stream_of(&inputs), "[]");
+        let store = test_store(&url, Limits::default());
+        let mut req = request_for("m");
+        req.without_replica_labels = vec!["replica".into()];
+        let got = collect(&store, req).unwrap();
+        let mut want: Vec<Key> = inputs
+            .iter()
+            .map(|k| k.iter().filter(|(n, _)| n != "replica").cloned().collect())
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        // Plain request: the pre-check finds no own external-named labels,
+        // so the answer streams in Prometheus' order.
+        let got = collect(&store, request_for("m")).unwrap();
+        assert_eq!(got, inputs);
+        server.unblock();
+        let seen = thread.join().unwrap();
+        assert!(
+            seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
+    fn a_gone_client_stops_the_read() {
+        let inputs: Vec<Key> = (0..100)
+            .map(|i| key(&[("__name__", "m"), ("i", &format!("{i:03}"))]))
+            .collect();
+        let (url, server, thread) = fake_prometheus(stream_of(&inputs), "[]");
+        let store = test_store(&url, Limits::default());
+        let mut sent = 0;
+        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
+            sent += 1;
+            if sent == 3 {
+                return Err(RpcStatus::new(RpcStatusCode::CANCELLED));
+            }
+            Ok(())
+        };
+        let err = series(&store, request_for("m"), &mut out).unwrap_err();
+        assert_eq!(err.code(), RpcStatusCode::CANCELLED);
+        assert_eq!(sent, 3);
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn samples_answers_become_sorted_xor_chunks_of_120() {
+        let mut result = prom_remote::QueryResult::new();
+        for (name, n) in [("b", 250usize), ("a", 3), ("empty", 0)] {
+            let mut ts = prom_types::TimeSeries::new();
+            let mut l = labels::Label::new();
+            l.name = "__name__".into();
+            l.value = name.into();
+            ts.labels.push(l);
+            for i in 0..n {
+                let mut sample = prom_types::Sample::new();
+                sample.timestamp = i as i64 * 15_000;
+                sample.value = if i == 7 { f64::NAN } else { i as f64 - 3.5 };
+                ts.samples.push(sample);
+            }
+            result.timeseries.push(ts);
+        }
+        let mut answer = prom_remote::ReadResponse::new();
+        answer.results.push(result);
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&answer.write_to_bytes().unwrap())
+            .unwrap();
+        let (url, server, thread) =
+            fake_prometheus_typed(body, "[]", remote_read::SAMPLES_CONTENT_TYPE);
+        let store = test_store(&url, Limits::default());
+        let mut got = Vec::new();
+        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+            got.push(r.series().clone());
+            Ok(())
+        };
+        let mut req = request_for("x");
+        req.matchers[0].type_ = store_types::label_matcher::Type::RE.into();
+        req.matchers[0].value = ".+".into();
+        series(&store, req, &mut out).unwrap();
+        server.unblock();
+        thread.join().unwrap();
+        // "empty" has no float samples and is skipped; "a" sorts first.
+        let names: Vec<&str> = got.iter().map(|s| s.labels[0].value.as_str()).collect();
+        assert_eq!(names, vec!["a", "b"]);
+        assert_eq!(got[0].labels.len(), 3, "external labels added");
+        let sizes: Vec<usize> = got[1]
+            .chunks
+            .iter()
+            .map(|c| xor::decode(&c.raw.data).unwrap().len())
+            .collect();
+        assert_eq!(sizes, vec![120, 120, 10]);
+        let c = &got[1].chunks[2];
+        assert_eq!((c.min_time, c.max_time), (240 * 15_000, 249 * 15_000));
+        assert_eq!(c.raw.hash, xxh64(&c.raw.data, 0));
+        let first = xor::decode(&got[1].chunks[0].raw.data).unwrap();
+        assert!(first[7].1.is_nan());
+        assert_eq!(first[8], (120_000, 4.5));
+    }
+
+    #[test]
+    fn broken_streams_are_unknown_errors() {
+        let mut bytes = stream_of(&[key(&[("__name__", "m")])]);
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        let (url, server, thread) = fake_prometheus(bytes, "[]");
+        let store = test_store(&url, Limits::default());
+        let err = collect(&store, request_for("m")).unwrap_err();
+        assert_eq!(err.code(), RpcStatusCode::UNKNOWN);
+        assert!(
+            err.message().starts_with("next proto: "),
+            "{}",
+            err.message()
+        );
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    fn key(pairs: &[(&str, &str)]) -> Key {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn external_labels_win_and_without_deletes_any_label() {
+        let ext: Labels = [
+            ("cluster".into(), "test".into()),
+            ("replica".into(), "0".into()),
+        ]
+        .into();
+        let input = key(&[("__name__", "up"), ("cluster", "local"), ("job", "j")]);
+        assert_eq!(
+            transform(&input, &ext, &HashSet::new()),
+            key(&[
+                ("__name__", "up"),
+                ("cluster", "test"),
+                ("job", "j"),
+                ("replica", "0")
+            ])
+        );
+        let without: HashSet<String> = ["replica".to_string(), "job".to_string()].into();
+        assert_eq!(
+            transform(&input, &ext, &without),
+            key(&[("__name__", "up"), ("cluster", "test")])
+        );
+        let input = key(&[("a", "1"), ("zz", "2")]);
+        assert_eq!(
+            transform(&input, &ext, &HashSet::new()),
+            key(&[
+                ("a", "1"),
+                ("cluster", "test"),
+                ("replica", "0"),
+                ("zz", "2")
+            ])
+        );
+    }
+
+    #[test]
+    fn shards_partition_series() {
+        let mut counts = [0; 3];
+        for i in 0..300 {
+            let labels = key(&[
+                ("__name__", "up"),
+                ("instance", &format!("h{i}")),
+                ("job", "j"),
+            ]);
+            let mut hits = 0;
+            for (index, count) in counts.iter_mut().enumerate() {
+                let mut shard = store::ShardInfo::new();
+                shard.total_shards = 3;
+                shard.shard_index = index as i64;
+                shard.by = true;
+                shard.labels = vec!["instance".into()];
+                if in_shard(&labels, &shard) {
+                    hits += 1;
+                    *count += 1;
+                }
+            }
+            assert_eq!(hits, 1);
+        }
+        assert!(counts.iter().all(|&c| c > 50), "{counts:?}");
+    }
+
+    #[test]
+    fn shard_hash_is_xxh64_of_selected_labels() {
+        let labels = key(&[("a", "1"), ("b", "2")]);
+        let mut shard = store::ShardInfo::new();
+        shard.total_shards = 1_000_003;
+        shard.by = false;
+        shard.labels = vec!["b".into()];
+        let want = xxh64(b"a\xff1\xff", 0) % 1_000_003;
+        shard.shard_index = want as i64;
+        assert!(in_shard(&labels, &shard));
+    }
+
+    #[test]
+    fn chunks_pass_through_with_their_hash() {
+        let mut c = prom_types::Chunk::new();
+        c.type_ = prom_types::chunk::Encoding::XOR.into();
+        c.data = vec![0, 1, 2, 3];
+        c.min_time_ms = 5;
+        c.max_time_ms = 9;
+        let a = pass_through(c);
+        let raw = a.raw.as_ref().unwrap();
+        assert_eq!(raw.type_.value(), 0);
+        assert_eq!(raw.data, vec![0, 1, 2, 3]);
+        assert_eq!(raw.hash, xxh64(&[0, 1, 2, 3], 0));
+        assert_eq!((a.min_time, a.max_time), (5, 9));
+    }
+}
