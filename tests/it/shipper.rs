@@ -653,6 +653,18 @@ fn s3_outage_mid_upload_records_nothing_then_completes() {
     assert!(moto.get(&format!("{id}/meta.json")).is_none());
     assert!(sidecar.ready());
     assert_eq!(sidecar.get("/-/healthy").0, 200);
+    // The StoreAPI is unaffected by the failing uploads.
+    let series = std::process::Command::new(crate::support::sidecar::binary())
+        .args(["store", "series", "--match=up"])
+        .arg(format!("--store=127.0.0.1:{}", sidecar.grpc_port))
+        .output()
+        .expect("run store series");
+    let out = String::from_utf8_lossy(&series.stdout);
+    assert!(
+        series.status.success() && out.contains(r#"__name__="up""#),
+        "{out}{}",
+        String::from_utf8_lossy(&series.stderr)
+    );
     assert!(metric(&sidecar, "thanos_shipper_dir_sync_failures_total") >= 1.0);
 
     // Back up: the next periodic sync (30 s) ships the block whole.
