@@ -653,7 +653,13 @@ fn s3_outage_mid_upload_records_nothing_then_completes() {
     assert!(moto.get(&format!("{id}/meta.json")).is_none());
     assert!(sidecar.ready());
     assert_eq!(sidecar.get("/-/healthy").0, 200);
-    // The StoreAPI is unaffected by the failing uploads.
+    // The StoreAPI is unaffected by the failing uploads. On a loaded machine
+    // Prometheus may not have scraped itself yet: wait until it has `up`.
+    assert!(wait_for(Duration::from_secs(20), || !rig
+        .prometheus
+        .api("/api/v1/series?match[]=up")
+        .as_array()
+        .is_none_or(|a| a.is_empty())));
     let series = std::process::Command::new(crate::support::sidecar::binary())
         .args(["store", "series", "--match=up"])
         .arg(format!("--store=127.0.0.1:{}", sidecar.grpc_port))
