@@ -6,6 +6,7 @@ mod cli;
 mod daemon;
 mod reloader;
 mod shipper;
+mod static_build;
 mod store;
 mod support;
 mod systemd;

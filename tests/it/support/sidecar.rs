@@ -14,8 +14,13 @@ pub struct Sidecar {
 }
 
 /// The binary cargo built for these tests.
+/// The binary under test: `THANOS_SIDECAR_BIN` when set (the static release
+/// build runs the whole suite that way), else the one cargo just built.
 pub fn binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_thanos-sidecar"))
+    match std::env::var_os("THANOS_SIDECAR_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_thanos-sidecar")),
+    }
 }
 
 impl Sidecar {
