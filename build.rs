@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-const PROTOS: [&str; 7] = [
+const PROTOS: [&str; 12] = [
     "labels.proto",
     "store_types.proto",
     "store.proto",
@@ -19,6 +19,11 @@ const PROTOS: [&str; 7] = [
     "prom_remote.proto",
     "info.proto",
     "health.proto",
+    "rules.proto",
+    "targets.proto",
+    "metadata.proto",
+    "exemplars.proto",
+    "status.proto",
 ];
 
 fn main() {
@@ -180,18 +185,24 @@ fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<Strin
     Ok(out)
 }
 
-/// `LabelNames` -> `label_names`.
+/// `LabelNames` -> `label_names`, `TSDBStatistics` -> `tsdb_statistics`: a
+/// word starts at an upper-case letter after a lower-case one or a digit,
+/// and at the last capital of an acronym followed by lower case.
 fn snake(name: &str) -> String {
+    let chars: Vec<char> = name.chars().collect();
     let mut out = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
                 out.push('_');
             }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
         }
+        out.push(c.to_ascii_lowercase());
     }
     out
 }

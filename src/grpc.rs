@@ -1,4 +1,5 @@
-//! The gRPC server on `--grpc-address`: StoreAPI, Info and health services.
+//! The gRPC server on `--grpc-address`: StoreAPI, Info, Rules, Targets,
+//! Metadata, Exemplars, Status and health services.
 //!
 //! Started by `main` once Prometheus is known to be ready (Thanos keeps the
 //! port closed until then). Dropping the [`Handle`] stops it gracefully:
@@ -56,6 +57,11 @@ pub fn start(
     let mut server = ServerBuilder::new(env.clone())
         .channel_args(args.build_args())
         .register_service(services::create_store(services.clone()))
+        .register_service(services::create_rules(services.clone()))
+        .register_service(services::create_targets(services.clone()))
+        .register_service(services::create_metadata(services.clone()))
+        .register_service(services::create_exemplars(services.clone()))
+        .register_service(services::create_status(services.clone()))
         .register_service(services::create_info(services))
         .register_service(services::create_health(Health { metadata }))
         .build()

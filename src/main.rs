@@ -98,6 +98,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 series: config.store.request_series_limit,
                 samples: config.store.request_samples_limit,
             },
+            config.prometheus.get_config_timeout,
             &registry,
         )
         .map_err(|e| e.to_string())?,

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// External labels and series labels: sorted by name, as Thanos sends them.
@@ -398,11 +399,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<Vec<Labels>, Error> {
         let data = self.get_query("/api/v1/series", selectors, range, timeout)?;
-        match data {
-            serde_json::Value::Null => Ok(Vec::new()),
-            data => serde_json::from_value(data)
-                .map_err(|e| Error::Decode(format!("/api/v1/series: {e}"))),
-        }
+        decode_data("/api/v1/series", data)
     }
 
     /// `/api/v1/labels`: label names, optionally of the series `selectors` match.
@@ -441,10 +438,22 @@ impl Client {
         range: &TimeRange,
         timeout: Duration,
     ) -> Result<Vec<String>, Error> {
-        match self.get_query(path, selectors, range, timeout)? {
-            serde_json::Value::Null => Ok(Vec::new()),
-            data => serde_json::from_value(data).map_err(|e| Error::Decode(format!("{path}: {e}"))),
+        decode_data(path, self.get_query(path, selectors, range, timeout)?)
+    }
+
+    /// GETs a JSON API endpoint with `params` and decodes its `data` (rules,
+    /// targets, metadata, exemplars, TSDB status).
+    pub fn get_data<T: DeserializeOwned + Default>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<T, Error> {
+        let mut req = self.request("GET", path, timeout)?;
+        for (name, value) in params {
+            req = req.query(name, value);
         }
+        decode_data(path, self.get_json(path, req)?)
     }
 
     /// GETs a JSON API endpoint with `match[]`, `start`, `end` and `limit`.
@@ -494,6 +503,18 @@ pub struct TimeRange {
 /// without exponent, like Go's `FormatFloat(f, 'f', -1, 64)`.
 pub fn format_seconds(ms: i64) -> String {
     format!("{}", ms as f64 / 1000.0)
+}
+
+/// The `data` of an answer as `T`; a 204 (no body) or a `null` is
+/// `T::default()`, as Go's decoder leaves its target empty for both.
+fn decode_data<T: DeserializeOwned + Default>(
+    path: &str,
+    data: serde_json::Value,
+) -> Result<T, Error> {
+    match data {
+        serde_json::Value::Null => Ok(T::default()),
+        data => serde_json::from_value(data).map_err(|e| Error::Decode(format!("{path}: {e}"))),
+    }
 }
 
 fn read_error_body(resp: ureq::Response) -> String {

@@ -3,7 +3,8 @@
 //! gRPC handlers run on the completion-queue threads and must not block, so
 //! each call's work (blocking HTTP to Prometheus) runs on a named worker
 //! thread ([`Workers`]); results travel back over a bounded channel that the
-//! completion queue drains into the call's sink.
+//! completion queue drains into the call's sink ([`Services::stream`], which
+//! the services of [`crate::apis`] use too).
 
 pub mod cli;
 pub mod labels;
@@ -49,6 +50,9 @@ pub struct Store {
     pub api_timeout: Duration,
     /// Timeout of a whole remote read.
     pub read_timeout: Duration,
+    /// `--prometheus.get_config_timeout`, which Thanos also gives the TSDB
+    /// status call.
+    pub config_timeout: Duration,
 }
 
 impl Store {
@@ -56,6 +60,7 @@ impl Store {
         client: Client,
         metadata: Arc<Metadata>,
         limits: Limits,
+        config_timeout: Duration,
         registry: &Registry,
     ) -> Result<Store, prom::Error> {
         let dropped = IntCounterVec::new(
@@ -76,6 +81,7 @@ impl Store {
             dropped,
             api_timeout: Duration::from_secs(120),
             read_timeout: series::READ_TIMEOUT,
+            config_timeout,
         })
     }
 }
@@ -157,6 +163,60 @@ impl Services {
             }
         });
     }
+
+    /// Runs `work` on a worker and streams the frames it hands to its `out`
+    /// (which blocks while `queue` frames wait for a slow client, and fails
+    /// once the client is gone); an error from `work` ends the stream with
+    /// that status after the frames already sent.
+    pub(crate) fn stream<Resp: Send + 'static>(
+        &self,
+        ctx: &RpcContext,
+        name: &str,
+        queue: usize,
+        mut sink: ServerStreamingSink<Resp>,
+        work: impl FnOnce(&Store, &mut dyn FnMut(Resp) -> Result<(), RpcStatus>) -> Result<(), RpcStatus>
+            + Send
+            + 'static,
+    ) {
+        let (tx, mut rx) = mpsc::channel::<Result<Resp, RpcStatus>>(queue);
+        let store = self.store.clone();
+        let spawned = self.workers.spawn(name, move || {
+            let mut frames = tx.clone();
+            let mut out = |resp: Resp| -> Result<(), RpcStatus> {
+                futures::executor::block_on(frames.send(Ok(resp)))
+                    .map_err(|_| RpcStatus::new(RpcStatusCode::CANCELLED))
+            };
+            let result = work(&store, &mut out);
+            if let Err(status) = result {
+                let mut tx = tx;
+                let _ = futures::executor::block_on(tx.send(Err(status)));
+            }
+        });
+        if let Err(e) = spawned {
+            ctx.spawn(async move {
+                let _ = sink.fail(internal(format!("starting a worker: {e}"))).await;
+            });
+            return;
+        }
+        ctx.spawn(async move {
+            while let Some(item) = rx.next().await {
+                match item {
+                    Ok(resp) => {
+                        if let Err(e) = sink.send((resp, WriteFlags::default())).await {
+                            // The client went away; dropping `rx` stops the worker.
+                            log::debug!(err = e.to_string().as_str(); "streaming client gone");
+                            return;
+                        }
+                    }
+                    Err(status) => {
+                        let _ = sink.fail(status).await;
+                        return;
+                    }
+                }
+            }
+            let _ = sink.close().await;
+        });
+    }
 }
 
 fn internal(message: String) -> RpcStatus {
@@ -188,47 +248,15 @@ impl services::Store for Services {
         &mut self,
         ctx: RpcContext,
         req: store::SeriesRequest,
-        mut sink: ServerStreamingSink<store::SeriesResponse>,
+        sink: ServerStreamingSink<store::SeriesResponse>,
     ) {
-        // Bounded: the worker blocks when the client reads slowly.
-        let (tx, mut rx) = mpsc::channel::<Result<store::SeriesResponse, RpcStatus>>(SERIES_QUEUE);
-        let store = self.store.clone();
-        let spawned = self.workers.spawn("store-series", move || {
-            let mut frames = tx.clone();
-            let mut out = |resp: store::SeriesResponse| -> Result<(), RpcStatus> {
-                futures::executor::block_on(frames.send(Ok(resp)))
-                    .map_err(|_| RpcStatus::new(RpcStatusCode::CANCELLED))
-            };
-            let result = series::series(&store, req, &mut out);
-            if let Err(status) = result {
-                let mut tx = tx;
-                let _ = futures::executor::block_on(tx.send(Err(status)));
-            }
-        });
-        if let Err(e) = spawned {
-            ctx.spawn(async move {
-                let _ = sink.fail(internal(format!("starting a worker: {e}"))).await;
-            });
-            return;
-        }
-        ctx.spawn(async move {
-            while let Some(item) = rx.next().await {
-                match item {
-                    Ok(resp) => {
-                        if let Err(e) = sink.send((resp, WriteFlags::default())).await {
-                            // The client went away; dropping `rx` stops the worker.
-                            log::debug!(err = e.to_string().as_str(); "Series client gone");
-                            return;
-                        }
-                    }
-                    Err(status) => {
-                        let _ = sink.fail(status).await;
-                        return;
-                    }
-                }
-            }
-            let _ = sink.close().await;
-        });
+        self.stream(
+            &ctx,
+            "store-series",
+            SERIES_QUEUE,
+            sink,
+            move |store, out| series::series(store, req, out),
+        );
     }
 
     fn label_names(
@@ -309,7 +337,7 @@ impl services::Health for Health {
     }
 }
 
-fn label_set(labels: &crate::prometheus::Labels) -> Vec<pb_labels::Label> {
+pub(crate) fn label_set(labels: &crate::prometheus::Labels) -> Vec<pb_labels::Label> {
     labels
         .iter()
         .map(|(n, v)| {
@@ -349,6 +377,8 @@ pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatu
         store.tsdb_infos.push(tsdb);
     }
     resp.store = protobuf::MessageField::some(store);
+    // Present messages advertise the APIs of `crate::apis`; exemplars with
+    // min and max time 0, as Thanos' sidecar sends them.
     resp.rules = protobuf::MessageField::some(info::RulesInfo::new());
     resp.metric_metadata = protobuf::MessageField::some(info::MetricMetadataInfo::new());
     resp.targets = protobuf::MessageField::some(info::TargetsInfo::new());

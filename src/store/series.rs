@@ -495,7 +495,7 @@ mod tests {
             .into(),
         );
         let client = Client::new(url::Url::parse(url).unwrap(), &Default::default()).unwrap();
-        Store::new(client, metadata, limits, &registry).unwrap()
+        Store::new(client, metadata, limits, Duration::from_secs(30), &registry).unwrap()
     }
 
     fn named(name: &str, chunks: usize) -> store_types::Series {

@@ -2,6 +2,7 @@
 //!
 //! One test binary (faster to link than one per file); one module per concern.
 
+mod apis;
 mod cli;
 mod daemon;
 mod reloader;

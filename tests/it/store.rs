@@ -10,7 +10,8 @@ use thanos_sidecar::proto::services::{HealthClient, InfoClient, StoreClient};
 use thanos_sidecar::proto::{health, info, store, store_types};
 use thanos_sidecar::store::xor;
 
-use crate::support::{http_get, wait_for, Prometheus, PrometheusOptions, Sidecar};
+use crate::support::grpc::collect;
+use crate::support::{http_get, wait_for, Prometheus, PrometheusOptions, Sidecar, ThanosQuery};
 
 /// Start of the generated data, whole seconds: four hours ago, aligned.
 fn data_start() -> i64 {
@@ -169,22 +170,7 @@ fn frames(
     rig: &Rig,
     req: &store::SeriesRequest,
 ) -> Result<Vec<store::SeriesResponse>, grpcio::RpcStatus> {
-    use futures::StreamExt;
-    let mut stream = rig.store.series(req).map_err(status)?;
-    let mut out = Vec::new();
-    futures::executor::block_on(async {
-        while let Some(item) = stream.next().await {
-            out.push(item.map_err(status)?);
-        }
-        Ok(out)
-    })
-}
-
-fn status(e: grpcio::Error) -> grpcio::RpcStatus {
-    match e {
-        grpcio::Error::RpcFailure(s) => s,
-        other => grpcio::RpcStatus::with_message(RpcStatusCode::INTERNAL, format!("{other}")),
-    }
+    collect(rig.store.series(req))
 }
 
 fn series_of(frames: &[store::SeriesResponse]) -> Vec<store_types::Series> {
@@ -776,31 +762,15 @@ fn info_follows_readiness() {
 /// sidecar answers like Prometheus itself, with and without replica dedup.
 #[test]
 fn thanos_query_agrees_with_prometheus() {
-    let Ok(thanos) = std::env::var("THANOS_BIN") else {
-        eprintln!("THANOS_BIN is not set; skipping the Thanos Querier check");
+    let Some(thanos) = ThanosQuery::binary() else {
         return;
     };
     let rig = start_rig(&[]);
-    let http = crate::support::free_port();
-    let grpc = crate::support::free_port();
-    let log = std::fs::File::create(rig.prometheus.dir().join("query.log")).expect("log");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _query = Kill(
-        std::process::Command::new(thanos)
-            .args(["query", "--query.replica-label=replica"])
-            .arg(format!("--http-address=127.0.0.1:{http}"))
-            .arg(format!("--grpc-address=127.0.0.1:{grpc}"))
-            .arg(format!("--endpoint=127.0.0.1:{}", rig.sidecar.grpc_port))
-            .stdout(std::process::Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start thanos query"),
+    let query = ThanosQuery::start(
+        &thanos,
+        rig.sidecar.grpc_port,
+        &["--query.replica-label=replica"],
+        rig.prometheus.dir(),
     );
     let time = data_start() + 2 * 3600;
     let ask = |base: &str, q: &str, dedup: bool| -> serde_json::Value {
@@ -813,7 +783,7 @@ fn thanos_query_agrees_with_prometheus() {
         assert_eq!(code, 200, "{url}: {body}");
         serde_json::from_str(&body).expect("JSON")
     };
-    let thanos_url = format!("http://127.0.0.1:{http}");
+    let thanos_url = query.url();
     // Wait until the querier has the sidecar as a store.
     assert!(
         wait_for(Duration::from_secs(30), || {
@@ -823,7 +793,7 @@ fn thanos_query_agrees_with_prometheus() {
                     .is_some_and(|r| !r.is_empty())
         }),
         "the querier never answered from the sidecar; log:\n{}",
-        std::fs::read_to_string(rig.prometheus.dir().join("query.log")).unwrap_or_default()
+        query.log()
     );
     for q in [
         "it_temperature",

@@ -1,14 +1,17 @@
 //! Real parts for integration tests: a Prometheus server, the sidecar binary,
-//! an S3 server (moto), a recording HTTP proxy and a faulty TCP proxy, each started on free loopback ports and
-//! stopped when dropped.
+//! an S3 server (moto), a recording HTTP proxy, a faulty TCP proxy and a
+//! Thanos Querier, each started on free loopback ports and stopped when
+//! dropped; and gRPC client helpers.
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
 pub mod faulty;
+pub mod grpc;
 pub mod moto;
 pub mod prometheus;
 pub mod proxy;
 pub mod sidecar;
+pub mod thanos;
 
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -18,6 +21,7 @@ pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
 pub use self::proxy::RecordingProxy;
 pub use self::sidecar::Sidecar;
+pub use self::thanos::ThanosQuery;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

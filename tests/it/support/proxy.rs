@@ -1,4 +1,5 @@
-//! An HTTP proxy in front of Prometheus that records what the sidecar sends.
+//! An HTTP proxy in front of Prometheus that records what the sidecar sends
+//! and what Prometheus answered to it.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
@@ -10,6 +11,10 @@ pub struct Recorded {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Prometheus' answer (status, body); 0 while in flight or when it
+    /// did not answer.
+    pub status: u16,
+    pub response: Vec<u8>,
 }
 
 impl Recorded {
@@ -18,6 +23,31 @@ impl Recorded {
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.url.split('?').next().unwrap_or("")
+    }
+
+    /// The decoded query parameters, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        let query = self.url.split_once('?').map(|(_, q)| q).unwrap_or("");
+        url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// The answer's JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.response).unwrap_or_else(|e| {
+            panic!(
+                "{} answered {} with no JSON ({e}): {}",
+                self.url,
+                self.status,
+                String::from_utf8_lossy(&self.response)
+            )
+        })
     }
 }
 
@@ -48,8 +78,14 @@ impl RecordingProxy {
                         .map(|h| (h.field.to_string(), h.value.to_string()))
                         .collect(),
                     body,
+                    status: 0,
+                    response: Vec::new(),
                 };
-                log.lock().unwrap().push(rec.clone());
+                let index = {
+                    let mut log = log.lock().unwrap();
+                    log.push(rec.clone());
+                    log.len() - 1
+                };
                 let mut out = ureq::request(&rec.method, &format!("{upstream}{}", rec.url));
                 for (k, v) in &rec.headers {
                     if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length")
@@ -67,6 +103,10 @@ impl RecordingProxy {
                 let status = resp.status();
                 let mut data = Vec::new();
                 let _ = resp.into_reader().read_to_end(&mut data);
+                if let Some(done) = log.lock().unwrap().get_mut(index) {
+                    done.status = status;
+                    done.response = data.clone();
+                }
                 let _ = req.respond(tiny_http::Response::from_data(data).with_status_code(status));
             }
         });
@@ -84,6 +124,13 @@ impl RecordingProxy {
 
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The requests to `path` (without query), oldest first.
+    pub fn requests_to(&self, path: &str) -> Vec<Recorded> {
+        let mut all = self.requests();
+        all.retain(|r| r.path() == path);
+        all
     }
 }
 

@@ -1,0 +1,60 @@
+//! A real `thanos query` (the binary `THANOS_BIN` names) in front of the
+//! sidecar under test, on loopback ports, killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::free_port;
+
+pub struct ThanosQuery {
+    pub http_port: u16,
+    log: PathBuf,
+    child: Child,
+}
+
+impl ThanosQuery {
+    /// The binary to run; `None` (and a note) when `THANOS_BIN` is unset,
+    /// and the caller skips its check.
+    pub fn binary() -> Option<String> {
+        let binary = std::env::var("THANOS_BIN").ok();
+        if binary.is_none() {
+            eprintln!("THANOS_BIN is not set; skipping the Thanos Querier check");
+        }
+        binary
+    }
+
+    pub fn start(binary: &str, endpoint_port: u16, extra_args: &[&str], dir: &Path) -> ThanosQuery {
+        let http_port = free_port();
+        let log = dir.join("query.log");
+        let child = Command::new(binary)
+            .arg("query")
+            .args(extra_args)
+            .arg(format!("--http-address=127.0.0.1:{http_port}"))
+            .arg(format!("--grpc-address=127.0.0.1:{}", free_port()))
+            .arg(format!("--endpoint=127.0.0.1:{endpoint_port}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("querier log"))
+            .spawn()
+            .expect("start thanos query");
+        ThanosQuery {
+            http_port,
+            log,
+            child,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ThanosQuery {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
