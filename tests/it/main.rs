@@ -9,3 +9,4 @@ mod shipper;
 mod store;
 mod support;
 mod systemd;
+mod tls;

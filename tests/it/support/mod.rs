@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod certs;
 pub mod faulty;
 pub mod moto;
 pub mod prometheus;
@@ -13,6 +14,7 @@ pub mod sidecar;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use self::certs::Pki;
 pub use self::faulty::FaultyProxy;
 pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
