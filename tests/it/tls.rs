@@ -12,7 +12,7 @@ use thanos_sidecar::proto::services::StoreClient;
 use thanos_sidecar::proto::{store, store_types};
 
 use crate::support::sidecar::binary;
-use crate::support::{wait_for, Pki, Prometheus, PrometheusOptions, Sidecar};
+use crate::support::{wait_for, ConnectProxy, Pki, Prometheus, PrometheusOptions, Sidecar};
 
 fn fast(prometheus_url: &str) -> Vec<String> {
     vec![
@@ -520,6 +520,19 @@ fn sidecar_reaches_a_prometheus_that_demands_tls_and_basic_auth() {
         })
     };
     assert_eq!(frames, 1);
+
+    // Through an HTTPS proxy (`proxy_url`, CONNECT): TLS and basic auth
+    // end to end, the proxy sees only a tunnel.
+    let proxy = ConnectProxy::start();
+    let mut args = fast(&prometheus.url());
+    args.push(format!("{}proxy_url: {}\n", client(true), proxy.url()));
+    let proxied = Sidecar::start(&args);
+    assert!(
+        proxied.wait_ready(Duration::from_secs(10)),
+        "{}",
+        proxied.log()
+    );
+    assert!(proxy.tunnels() >= 1);
 
     // A wrong password (the file is read per request) makes it unready.
     std::fs::write(&password, "wrong").unwrap();

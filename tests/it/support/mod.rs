@@ -18,7 +18,7 @@ pub use self::certs::Pki;
 pub use self::faulty::FaultyProxy;
 pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
-pub use self::proxy::RecordingProxy;
+pub use self::proxy::{ConnectProxy, RecordingProxy};
 pub use self::sidecar::Sidecar;
 
 /// A loopback port nobody listens on right now.
