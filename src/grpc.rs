@@ -1,4 +1,5 @@
-//! The gRPC server on `--grpc-address`: StoreAPI, Info and health services.
+//! The gRPC server on `--grpc-address`: StoreAPI, Info and health services,
+//! in plain text or with TLS (`--grpc-server-tls-*`, see `tls`).
 //!
 //! Started by `main` once Prometheus is known to be ready (Thanos keeps the
 //! port closed until then). Dropping the [`Handle`] stops it gracefully:
