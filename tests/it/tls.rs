@@ -231,6 +231,13 @@ fn bad_grpc_tls_files_exit_1_naming_the_file() {
     let (code, stderr) = run(args);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("--grpc-server-tls-client-ca"), "{stderr}");
+
+    // Suites and curves cannot be chosen in gRPC's C core: refused, not ignored.
+    let mut args = grpc_tls_args(&pki, "server");
+    args.push("--grpc-server-tls-curves=X25519".into());
+    let (code, stderr) = run(args);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("--grpc-server-tls-curves"), "{stderr}");
 }
 
 /// An HTTPS agent trusting `ca`, presenting `client` if given.
