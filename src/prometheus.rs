@@ -120,7 +120,7 @@ impl HttpClientConfig {
         .map_err(|e| {
             format!(
                 "invalid Prometheus HTTP client config: {}",
-                redact_values(&e.to_string())
+                crate::logging::redact_quoted(&e.to_string())
             )
         })?;
         config.validate()?;
@@ -529,16 +529,6 @@ fn transport_error(t: &ureq::Transport) -> Error {
         message = message.replace(url.as_str(), redacted.as_str());
     }
     Error::Transport(message)
-}
-
-/// A YAML error without the values it quotes: a misplaced password (e.g.
-/// `basic_auth: hunter2`) would otherwise end up in the log.
-fn redact_values(message: &str) -> String {
-    static QUOTED: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
-    match QUOTED.get_or_init(|| regex::Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).ok()) {
-        Some(quoted) => quoted.replace_all(message, "$1 (redacted)").into_owned(),
-        None => message.to_string(),
-    }
 }
 
 fn read_error_body(resp: ureq::Response) -> String {

@@ -120,7 +120,7 @@ impl WebConfig {
         let raw: Raw = if text.trim().is_empty() {
             Raw::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| e.to_string())?
+            serde_yaml::from_str(text).map_err(|e| crate::logging::redact_quoted(&e.to_string()))?
         };
         let mut headers = Vec::new();
         for (name, value) in raw.http_server_config.headers.unwrap_or_default() {
@@ -635,6 +635,11 @@ mod tests {
                 "X-Frame-Options",
             ),
             ("rate_limit: {interval: soon}\n", "rate_limit.interval"),
+            // An inline key where a map belongs: named, not quoted.
+            (
+                "tls_server_config: \"PRIVATE-secret\"\n",
+                "tls_server_config",
+            ),
             (
                 "tls_server_config:\n  client_allowed_sans: [a]\n",
                 "client_allowed_sans",
@@ -642,6 +647,7 @@ mod tests {
         ] {
             let err = parse(yaml).unwrap_err();
             assert!(err.contains(needle), "{yaml}: {err}");
+            assert!(!err.contains("PRIVATE-secret"), "{err}");
         }
     }
 
