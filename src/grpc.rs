@@ -1,10 +1,13 @@
 //! The gRPC server on `--grpc-address`: StoreAPI, Info, Rules, Targets,
-//! Metadata, Exemplars, Status and health services.
+//! Metadata, Exemplars, Status and health services, in plain text or with
+//! TLS (`--grpc-server-tls-*`, see `tls`).
 //!
 //! Started by `main` once Prometheus is known to be ready (Thanos keeps the
 //! port closed until then). Dropping the [`Handle`] stops it gracefully:
 //! no new calls, in-flight calls get `--grpc-grace-period`, then the rest are
 //! cancelled and every worker thread is joined.
+
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,8 +70,12 @@ pub fn start(
         .build()
         .map_err(|e| format!("gRPC server: {e}"))?;
     let (host, port) = split_host_port(&config.address)?;
+    let credentials = match &config.tls {
+        Some(config) => tls::credentials(config)?,
+        None => ServerCredentials::insecure(),
+    };
     let port = server
-        .add_listening_port(format!("{host}:{port}"), ServerCredentials::insecure())
+        .add_listening_port(format!("{host}:{port}"), credentials)
         .map_err(|e| format!("listen on --grpc-address={}: {e}", config.address))?;
     server.start();
     log::info!(address = config.address.as_str(), service = "gRPC/server"; "listening for serving gRPC");

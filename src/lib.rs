@@ -20,6 +20,7 @@ pub mod sd_notify;
 pub mod shipper;
 pub mod signals;
 pub mod store;
+pub mod tls;
 
 /// What the threads tell the main loop.
 #[derive(Debug)]

@@ -25,6 +25,17 @@ pub fn init(level: log::LevelFilter, format: LogFormat, debug_name: Option<Strin
     let _ = builder.try_init();
 }
 
+/// A config decoder's error without the values it quotes (`invalid type:
+/// string "…"`): a misplaced password or key (e.g. `basic_auth: hunter2`)
+/// would otherwise end up in the log. Keys and positions stay.
+pub fn redact_quoted(message: &str) -> String {
+    static QUOTED: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    match QUOTED.get_or_init(|| regex::Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).ok()) {
+        Some(quoted) => quoted.replace_all(message, "$1 (redacted)").into_owned(),
+        None => message.to_string(),
+    }
+}
+
 fn level_name(level: log::Level) -> &'static str {
     match level {
         log::Level::Error => "error",

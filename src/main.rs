@@ -109,7 +109,12 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let (events_sender, events) = crossbeam_channel::bounded(16);
     let signals =
         signals::spawn(events_sender.clone()).map_err(|e| format!("signal handler: {e}"))?;
-    let http = http::spawn(&config.http.address, registry.clone(), metadata.clone())?;
+    let http = http::spawn(
+        &config.http.address,
+        config.http.web_config.as_deref(),
+        registry.clone(),
+        metadata.clone(),
+    )?;
     let heartbeat = heartbeat::spawn(
         heartbeat::Config {
             interval: config.prometheus.get_config_interval,
@@ -226,23 +231,20 @@ fn start_shipper(
     .map_err(|e| format!("shipper: {e}"))
 }
 
-/// Flags whose feature this build does not have yet. Starting without them
-/// would look like success while silently doing less (or serving in plain
-/// text what the operator asked to protect), so the daemon refuses instead.
+/// Flags whose feature this build does not have. Starting without them
+/// would look like success while silently doing less, so the daemon refuses
+/// instead. gRPC's C core picks the TLS cipher suites and curves itself.
 fn refuse_unimplemented(config: &Config) -> Result<(), String> {
+    let Some(tls) = &config.grpc.tls else {
+        return Ok(());
+    };
     let missing = [
-        (
-            config.http.web_config.is_some(),
-            "--http.config (TLS and basic auth on the HTTP server)",
-        ),
-        (
-            config.grpc.tls.is_some(),
-            "--grpc-server-tls-* (TLS on the gRPC server)",
-        ),
+        (!tls.ciphers.is_empty(), "--grpc-server-tls-ciphers"),
+        (!tls.curves.is_empty(), "--grpc-server-tls-curves"),
     ];
     match missing.iter().find(|(set, _)| *set) {
-        Some((_, what)) => Err(format!(
-            "{what} is not implemented in this version of thanos-sidecar yet"
+        Some((_, flag)) => Err(format!(
+            "{flag} is not supported by thanos-sidecar: gRPC's C core chooses them itself; leave it unset"
         )),
         None => Ok(()),
     }

@@ -32,7 +32,7 @@ const MAX_ERROR_BODY: usize = 4096;
 #[serde(default)]
 pub struct HttpClientConfig {
     pub basic_auth: Option<BasicAuth>,
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Hidden>,
     pub bearer_token_file: Option<PathBuf>,
     pub proxy_url: Option<String>,
     pub tls_config: TlsConfig,
@@ -43,8 +43,26 @@ pub struct HttpClientConfig {
 #[serde(default)]
 pub struct BasicAuth {
     pub username: String,
-    pub password: Option<String>,
+    pub password: Option<Hidden>,
     pub password_file: Option<PathBuf>,
+}
+
+/// A password or token from the config: `Debug` shows a placeholder, so a
+/// config printed for debugging never carries the secret.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Hidden(String);
+
+impl Hidden {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -100,7 +118,12 @@ impl HttpClientConfig {
                 "unknown key {path} in the Prometheus HTTP client config is ignored"
             ))
         })
-        .map_err(|e| format!("invalid Prometheus HTTP client config: {e}"))?;
+        .map_err(|e| {
+            format!(
+                "invalid Prometheus HTTP client config: {}",
+                crate::logging::redact_quoted(&e.to_string())
+            )
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -222,7 +245,7 @@ impl Client {
         let auth = if let Some(b) = &config.basic_auth {
             let password = match (&b.password, &b.password_file) {
                 (_, Some(file)) => Secret::File(file.clone()),
-                (Some(p), None) => Secret::Inline(p.clone()),
+                (Some(p), None) => Secret::Inline(p.expose().to_string()),
                 (None, None) => Secret::Inline(String::new()),
             };
             Auth::Basic {
@@ -232,7 +255,7 @@ impl Client {
         } else if let Some(file) = &config.bearer_token_file {
             Auth::Bearer(Secret::File(file.clone()))
         } else if let Some(token) = &config.bearer_token {
-            Auth::Bearer(Secret::Inline(token.clone()))
+            Auth::Bearer(Secret::Inline(token.expose().to_string()))
         } else {
             Auth::None
         };
@@ -287,7 +310,7 @@ impl Client {
                 code,
                 body: read_error_body(resp),
             }),
-            Err(ureq::Error::Transport(t)) => Err(Error::Transport(t.to_string())),
+            Err(ureq::Error::Transport(t)) => Err(transport_error(&t)),
         }
     }
 
@@ -387,7 +410,7 @@ impl Client {
                 code,
                 body: read_error_body(resp),
             }),
-            Err(ureq::Error::Transport(t)) => Err(Error::Transport(t.to_string())),
+            Err(ureq::Error::Transport(t)) => Err(transport_error(&t)),
         }
     }
 
@@ -517,6 +540,18 @@ fn decode_data<T: DeserializeOwned + Default>(
     }
 }
 
+/// A transport error without the password of a `https://user:password@…`
+/// URL, which ureq quotes; Go's client writes `xxxxx` in its place too.
+fn transport_error(t: &ureq::Transport) -> Error {
+    let mut message = t.to_string();
+    if let Some(url) = t.url().filter(|u| u.password().is_some()) {
+        let mut redacted = url.clone();
+        let _ = redacted.set_password(Some("xxxxx"));
+        message = message.replace(url.as_str(), redacted.as_str());
+    }
+    Error::Transport(message)
+}
+
 fn read_error_body(resp: ureq::Response) -> String {
     let mut body = String::new();
     let _ = resp
@@ -589,90 +624,168 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 /// rustls settings for the HTTP client config's `tls_config`.
+///
+/// The CA file and the client certificate and key are re-read when their
+/// mtime changes, as Prometheus' client does, so rotated files apply to the
+/// next connection without a restart.
 mod tls {
-    use std::sync::Arc;
+    use std::path::PathBuf;
+    use std::sync::{Arc, Mutex};
+    use std::time::SystemTime;
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
     use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::sign::CertifiedKey;
     use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
     use super::TlsConfig;
 
     pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = RootCertStore::empty();
-        match &tls.ca_file {
-            Some(path) => {
-                for cert in read_certs(path)? {
-                    roots
-                        .add(cert)
-                        .map_err(|e| format!("tls_config.ca_file {}: {e}", path.display()))?;
-                }
+        let provider = crate::tls::provider();
+        let roots = match &tls.ca_file {
+            Some(path) => Roots::File(Reloading::new(vec![path.clone()], load_ca)?),
+            None => {
+                let mut roots = RootCertStore::empty();
+                roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+                Roots::Fixed(
+                    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                        .build()
+                        .map_err(|e| format!("TLS setup: {e}"))?,
+                )
             }
-            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        }
+        };
+        let server_name = match &tls.server_name {
+            Some(name) => Some(
+                ServerName::try_from(name.clone())
+                    .map_err(|e| format!("tls_config.server_name {name:?}: {e}"))?,
+            ),
+            None => None,
+        };
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS setup: {e}"))?;
-        let builder = if tls.insecure_skip_verify || tls.server_name.is_some() {
-            let server_name = match &tls.server_name {
-                Some(name) => Some(
-                    ServerName::try_from(name.clone())
-                        .map_err(|e| format!("tls_config.server_name {name:?}: {e}"))?,
-                ),
-                None => None,
-            };
-            let inner =
-                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| format!("TLS setup: {e}"))?;
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Verifier {
-                    inner,
-                    server_name,
-                    insecure: tls.insecure_skip_verify,
-                    provider,
-                }))
-        } else {
-            builder.with_root_certificates(roots)
-        };
+            .map_err(|e| format!("TLS setup: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Verifier {
+                roots,
+                server_name,
+                insecure: tls.insecure_skip_verify,
+                provider,
+            }));
         match (&tls.cert_file, &tls.key_file) {
-            (Some(cert), Some(key)) => {
-                let certs = read_certs(cert)?;
-                let key = read_key(key)?;
-                builder
-                    .with_client_auth_cert(certs, key)
-                    .map_err(|e| format!("tls_config.cert_file/key_file: {e}"))
-            }
+            (Some(cert), Some(key)) => Ok(builder.with_client_cert_resolver(Arc::new(ClientCert(
+                Reloading::new(vec![cert.clone(), key.clone()], load_pair)?,
+            )))),
             _ => Ok(builder.with_no_client_auth()),
         }
     }
 
-    fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
-        let certs = certs.map_err(|e| format!("{}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("{}: no PEM certificate found", path.display()));
+    fn load_ca(files: &[PathBuf]) -> Result<Arc<WebPkiServerVerifier>, String> {
+        let mut roots = RootCertStore::empty();
+        for cert in crate::tls::read_certs(&files[0], "tls_config.ca_file")? {
+            roots
+                .add(cert)
+                .map_err(|e| format!("tls_config.ca_file: {}: {e}", files[0].display()))?;
         }
-        Ok(certs)
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), crate::tls::provider())
+            .build()
+            .map_err(|e| format!("tls_config.ca_file: {}: {e}", files[0].display()))
     }
 
-    fn read_key(path: &std::path::Path) -> Result<PrivateKeyDer<'static>, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        rustls_pemfile::private_key(&mut pem.as_slice())
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .ok_or_else(|| format!("{}: no PEM private key found", path.display()))
+    fn load_pair(files: &[PathBuf]) -> Result<Arc<CertifiedKey>, String> {
+        let (cert, key) = (&files[0], &files[1]);
+        crate::tls::certified_key(
+            crate::tls::read_certs(cert, "tls_config.cert_file")?,
+            crate::tls::read_key(key, "tls_config.key_file")?,
+            &format!("tls_config.cert_file: {}", cert.display()),
+            &format!("tls_config.key_file: {}", key.display()),
+        )
+        .map(Arc::new)
     }
 
-    /// Verifies against `server_name` instead of the URL's host, or not at all
-    /// with `insecure_skip_verify`; handshake signatures are always checked.
+    /// A value loaded from files, loaded again when one of their mtimes
+    /// changes; a failed reload keeps the previous value (and says so once).
+    struct Reloading<T> {
+        files: Vec<PathBuf>,
+        load: fn(&[PathBuf]) -> Result<T, String>,
+        current: Mutex<(Vec<Option<SystemTime>>, T)>,
+    }
+
+    impl<T: Clone> Reloading<T> {
+        fn new(
+            files: Vec<PathBuf>,
+            load: fn(&[PathBuf]) -> Result<T, String>,
+        ) -> Result<Self, String> {
+            let stamps = stamps(&files);
+            let value = load(&files)?;
+            Ok(Reloading {
+                files,
+                load,
+                current: Mutex::new((stamps, value)),
+            })
+        }
+
+        fn get(&self) -> T {
+            let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let stamps = stamps(&self.files);
+            if stamps != current.0 {
+                current.0 = stamps;
+                match (self.load)(&self.files) {
+                    Ok(value) => current.1 = value,
+                    Err(e) => {
+                        log::warn!(err = e.as_str(); "cannot reload the TLS files of the Prometheus HTTP client; using the previous ones")
+                    }
+                }
+            }
+            current.1.clone()
+        }
+    }
+
+    impl<T> std::fmt::Debug for Reloading<T> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("Reloading")
+                .field("files", &self.files)
+                .finish()
+        }
+    }
+
+    fn stamps(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+            .collect()
+    }
+
+    #[derive(Debug)]
+    struct ClientCert(Reloading<Arc<CertifiedKey>>);
+
+    impl ResolvesClientCert for ClientCert {
+        fn resolve(
+            &self,
+            _root_hint_subjects: &[&[u8]],
+            _sigschemes: &[SignatureScheme],
+        ) -> Option<Arc<CertifiedKey>> {
+            Some(self.0.get())
+        }
+
+        fn has_certs(&self) -> bool {
+            true
+        }
+    }
+
+    #[derive(Debug)]
+    enum Roots {
+        Fixed(Arc<WebPkiServerVerifier>),
+        File(Reloading<Arc<WebPkiServerVerifier>>),
+    }
+
+    /// Verifies against the CA (as it is now), by `server_name` instead of
+    /// the URL's host if set, or not at all with `insecure_skip_verify`;
+    /// handshake signatures are always checked.
     #[derive(Debug)]
     struct Verifier {
-        inner: Arc<WebPkiServerVerifier>,
+        roots: Roots,
         server_name: Option<ServerName<'static>>,
         insecure: bool,
         provider: Arc<CryptoProvider>,
@@ -691,8 +804,11 @@ mod tls {
                 return Ok(ServerCertVerified::assertion());
             }
             let name = self.server_name.as_ref().unwrap_or(server_name);
-            self.inner
-                .verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
+            let inner = match &self.roots {
+                Roots::Fixed(inner) => inner.clone(),
+                Roots::File(reloading) => reloading.get(),
+            };
+            inner.verify_server_cert(end_entity, intermediates, name, ocsp_response, now)
         }
 
         fn verify_tls12_signature(
@@ -819,5 +935,24 @@ mod tests {
         assert!(err.contains("tls_config.key_file"), "{err}");
         let err = HttpClientConfig::parse("basic_auth: [1]\n", |_| {}).unwrap_err();
         assert!(err.contains("basic_auth"), "{err}");
+    }
+
+    #[test]
+    fn secrets_stay_out_of_errors_and_debug_output() {
+        // A password where a map belongs: the error names the key, not the value.
+        let err = HttpClientConfig::parse("basic_auth: hunter2-secret\n", |_| {}).unwrap_err();
+        assert!(err.contains("basic_auth"), "{err}");
+        assert!(!err.contains("hunter2-secret"), "{err}");
+        let err = HttpClientConfig::parse("bearer_token: {a: \"tok\\\"en-secret\"}\n", |_| {})
+            .unwrap_err();
+        assert!(!err.contains("en-secret"), "{err}");
+        let c = HttpClientConfig::parse(
+            "basic_auth: {username: u, password: hunter2-secret}\n",
+            |_| {},
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2-secret"));
+        let c = HttpClientConfig::parse("bearer_token: token-secret\n", |_| {}).unwrap();
+        assert!(!format!("{c:?}").contains("token-secret"));
     }
 }

@@ -352,14 +352,16 @@ fn grpc_tls(s: &args::SidecarArgs) -> Result<Option<GrpcTls>, String> {
         }
         (Some(c), Some(k)) => (c, k),
     };
-    for (flag, path) in [
-        ("grpc-server-tls-cert", Some(cert)),
-        ("grpc-server-tls-key", Some(key)),
-        ("grpc-server-tls-client-ca", client_ca),
-    ] {
-        if let Some(path) = path {
-            std::fs::metadata(path).map_err(|e| format!("--{flag}: cannot read {path}: {e}"))?;
-        }
+    // Thanos loads the pair at start-up: a bad file or a key of another
+    // certificate stops the sidecar (exit 1) before anything is served.
+    crate::tls::check_pair(
+        cert.as_ref(),
+        "--grpc-server-tls-cert",
+        key.as_ref(),
+        "--grpc-server-tls-key",
+    )?;
+    if let Some(ca) = client_ca {
+        crate::tls::read_certs(ca.as_ref(), "--grpc-server-tls-client-ca")?;
     }
     Ok(Some(GrpcTls {
         cert: cert.into(),

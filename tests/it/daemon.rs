@@ -297,6 +297,34 @@ fn bearer_token_reaches_prometheus() {
 }
 
 #[test]
+fn proxy_url_carries_every_request() {
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let proxy = RecordingProxy::start("http://unused.invalid");
+    let mut args = fast(&prometheus.url());
+    args.push(format!(
+        "--prometheus.http-client=proxy_url: {}",
+        proxy.url()
+    ));
+    let sidecar = Sidecar::start(&args);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(5)),
+        "{}",
+        sidecar.log()
+    );
+    let requests = proxy.requests();
+    // Sent to the proxy in absolute form, naming Prometheus.
+    let urls: Vec<&str> = requests.iter().map(|r| r.url.as_str()).collect();
+    assert!(
+        urls.contains(&format!("{}/api/v1/status/config", prometheus.url()).as_str()),
+        "{urls:?}"
+    );
+    assert!(
+        urls.iter().all(|u| u.starts_with(&prometheus.url())),
+        "{urls:?}"
+    );
+}
+
+#[test]
 fn sigterm_stops_promptly_and_cleanly() {
     let prometheus = Prometheus::start(PrometheusOptions::default());
     let mut sidecar = Sidecar::start(&fast(&prometheus.url()));

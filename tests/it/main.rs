@@ -11,3 +11,4 @@ mod static_build;
 mod store;
 mod support;
 mod systemd;
+mod tls;

@@ -99,18 +99,8 @@ fn start_rig(extra: &[String]) -> Rig {
 }
 
 fn start_rig_with(extra: &[String], big: bool) -> Rig {
-    let prometheus = Prometheus::prepare(PrometheusOptions::default());
-    let input = prometheus.dir().join("data.om");
-    std::fs::write(&input, openmetrics(big)).expect("write openmetrics");
-    let status = std::process::Command::new("promtool")
-        .args(["tsdb", "create-blocks-from", "openmetrics"])
-        .arg(&input)
-        .arg(prometheus.data_dir())
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("run promtool");
-    assert!(status.success(), "promtool failed");
-    let mut prometheus = prometheus;
+    let mut prometheus = Prometheus::prepare(PrometheusOptions::default());
+    prometheus.create_blocks(&openmetrics(big));
     prometheus.resume();
     let mut args = vec![
         format!("--prometheus.url={}", prometheus.url()),

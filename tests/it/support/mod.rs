@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod certs;
 pub mod faulty;
 pub mod grpc;
 pub mod moto;
@@ -16,10 +17,11 @@ pub mod thanos;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use self::certs::Pki;
 pub use self::faulty::FaultyProxy;
 pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
-pub use self::proxy::RecordingProxy;
+pub use self::proxy::{ConnectProxy, RecordingProxy};
 pub use self::sidecar::Sidecar;
 pub use self::thanos::ThanosQuery;
 

@@ -20,6 +20,9 @@ pub struct PrometheusOptions {
     /// Runs the binary through a symlink of this name, so its process name
     /// (`comm`) is unique: a SIGHUP by name then reaches only this one.
     pub process_name: Option<String>,
+    /// Serves HTTPS (its web config has a `tls_server_config`): `url()` says
+    /// `https`, and start-up waits for the port instead of `/-/ready`.
+    pub https: bool,
 }
 
 impl Default for PrometheusOptions {
@@ -32,6 +35,7 @@ impl Default for PrometheusOptions {
             scrape_self: true,
             lifecycle: true,
             process_name: None,
+            https: false,
         }
     }
 }
@@ -66,7 +70,8 @@ impl Prometheus {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.options.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -114,6 +119,21 @@ impl Prometheus {
         assert_eq!(code, 200, "GET {path}: {body}");
         let json: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
         json["data"].clone()
+    }
+
+    /// Writes `openmetrics` into the TSDB as blocks (`promtool tsdb
+    /// create-blocks-from openmetrics`); call before `resume()`.
+    pub fn create_blocks(&self, openmetrics: &str) {
+        let input = self.dir().join("data.om");
+        std::fs::write(&input, openmetrics).expect("write openmetrics");
+        let status = Command::new("promtool")
+            .args(["tsdb", "create-blocks-from", "openmetrics"])
+            .arg(&input)
+            .arg(self.data_dir())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run promtool");
+        assert!(status.success(), "promtool failed");
     }
 
     /// The YAML of the config Prometheus runs (`/api/v1/status/config`).
@@ -181,8 +201,13 @@ impl Prometheus {
                 .expect("start prometheus (is it installed? run scripts/setup)"),
         );
         let url = format!("{}/-/ready", self.url());
+        let port = self.port;
+        let https = self.options.https;
         // Prometheus with a web config answers 401 once it is up.
         let up = wait_for(Duration::from_secs(30), || {
+            if https {
+                return std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+            }
             let (code, _) = http_get(&url);
             code == 200 || code == 401
         });

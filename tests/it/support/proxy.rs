@@ -59,7 +59,8 @@ pub struct RecordingProxy {
 }
 
 impl RecordingProxy {
-    /// Forwards every request to `upstream` (e.g. `http://127.0.0.1:9090`).
+    /// Forwards every request to `upstream` (e.g. `http://127.0.0.1:9090`),
+    /// or, used as a forward proxy, to the URL the request names.
     pub fn start(upstream: &str) -> RecordingProxy {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("proxy listen"));
         let port = server.server_addr().to_ip().expect("IP listener").port();
@@ -86,7 +87,14 @@ impl RecordingProxy {
                     log.push(rec.clone());
                     log.len() - 1
                 };
-                let mut out = ureq::request(&rec.method, &format!("{upstream}{}", rec.url));
+                // As a forward proxy (`proxy_url`) the request names its
+                // target in full; as a reverse proxy only the path.
+                let target = if rec.url.starts_with("http://") {
+                    rec.url.clone()
+                } else {
+                    format!("{upstream}{}", rec.url)
+                };
+                let mut out = ureq::request(&rec.method, &target);
                 for (k, v) in &rec.headers {
                     if !k.eq_ignore_ascii_case("host") && !k.eq_ignore_ascii_case("content-length")
                     {
@@ -140,5 +148,73 @@ impl Drop for RecordingProxy {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// A forward proxy for HTTPS: answers `CONNECT host:port` and then relays
+/// bytes both ways, counting the tunnels it opened.
+pub struct ConnectProxy {
+    pub port: u16,
+    tunnels: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl ConnectProxy {
+    pub fn start() -> ConnectProxy {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let port = listener.local_addr().expect("local address").port();
+        let tunnels = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = tunnels.clone();
+        // Detached: the test process ends it.
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let count = count.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(client.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let target = match line.split_whitespace().collect::<Vec<_>>()[..] {
+                        ["CONNECT", target, _] => target.to_string(),
+                        _ => return,
+                    };
+                    // The rest of the request head.
+                    loop {
+                        let mut header = String::new();
+                        match reader.read_line(&mut header) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if header == "\r\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                        return;
+                    };
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut client = client;
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    let (mut up_w, mut up_r) = (upstream.try_clone().expect("clone"), upstream);
+                    let mut client_w = client.try_clone().expect("clone");
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut up_r, &mut client_w);
+                        let _ = client_w.shutdown(std::net::Shutdown::Both);
+                    });
+                    // Bytes the reader buffered beyond the head go first.
+                    let _ = up_w.write_all(reader.buffer());
+                    let _ = std::io::copy(&mut reader.into_inner(), &mut up_w);
+                    let _ = up_w.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        ConnectProxy { port, tunnels }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn tunnels(&self) -> usize {
+        self.tunnels.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

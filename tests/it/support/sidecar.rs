@@ -30,6 +30,22 @@ impl Sidecar {
     }
 
     pub fn start_with_env(args: &[String], env: &[(&str, &str)]) -> Sidecar {
+        let mut sidecar = Sidecar::spawn(args, env);
+        let url = sidecar.url("/-/healthy");
+        let healthy = wait_for(Duration::from_secs(10), || {
+            http_get(&url).0 == 200 || sidecar.has_exited()
+        });
+        assert!(
+            healthy,
+            "sidecar HTTP server did not come up; log:\n{}",
+            sidecar.log()
+        );
+        sidecar
+    }
+
+    /// Starts the sidecar without waiting for anything (e.g. when its HTTP
+    /// server speaks TLS, or it is expected to fail).
+    pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
         let grpc_port = free_port();
@@ -45,23 +61,12 @@ impl Sidecar {
             .stderr(log)
             .spawn()
             .expect("start thanos-sidecar");
-        let sidecar = Sidecar {
+        Sidecar {
             http_port,
             grpc_port,
             dir,
             child,
-        };
-        let url = sidecar.url("/-/healthy");
-        let mut sidecar = sidecar;
-        let healthy = wait_for(Duration::from_secs(10), || {
-            http_get(&url).0 == 200 || sidecar.has_exited()
-        });
-        assert!(
-            healthy,
-            "sidecar HTTP server did not come up; log:\n{}",
-            sidecar.log()
-        );
-        sidecar
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -92,7 +97,7 @@ impl Sidecar {
         self.child.id()
     }
 
-    fn has_exited(&mut self) -> bool {
+    pub fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
