@@ -35,8 +35,8 @@ fn static_binary_needs_no_loader_and_serves_the_store_api() {
     );
     // glibc's ldd knows a static executable when it sees one.
     let ldd = Command::new("ldd").arg(&bin).output().expect("run ldd");
-    let ldd_text = String::from_utf8_lossy(&ldd.stdout).to_string()
-        + &String::from_utf8_lossy(&ldd.stderr);
+    let ldd_text =
+        String::from_utf8_lossy(&ldd.stdout).to_string() + &String::from_utf8_lossy(&ldd.stderr);
     assert!(
         ldd_text.contains("not a dynamic executable") || ldd_text.contains("statically linked"),
         "ldd {}: {ldd_text}",
