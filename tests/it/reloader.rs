@@ -106,7 +106,11 @@ fn template_edit_reloads_prometheus_with_variables_substituted() {
         "{out}"
     );
     assert_eq!(metric(&sidecar, "reloads_total"), 1.0);
-    assert_eq!(metric(&sidecar, "last_reload_successful"), 1.0);
+    // Set once Prometheus' answer is back, a moment after it applied the config.
+    assert!(wait_for(WAIT, || metric(
+        &sidecar,
+        "last_reload_successful"
+    ) == 1.0));
     assert!(metric(&sidecar, "last_reload_success_timestamp_seconds") > 1.7e9);
     assert_eq!(metric(&sidecar, "info{method=\"http\"}"), 1.0);
     // The template, and its directory (here also the output's).
@@ -342,7 +346,10 @@ fn reload_is_retried_until_prometheus_returns() {
         "{}",
         sidecar.log()
     );
-    assert_eq!(metric(&sidecar, "last_reload_successful"), 0.0);
+    assert!(wait_for(WAIT, || metric(
+        &sidecar,
+        "last_reload_successful"
+    ) == 0.0));
     let output = fs::read_to_string(p.config_path()).unwrap();
     assert!(output.contains("job_name: while_down"), "{output}");
     let attempts = metric(&sidecar, "reloads_total");
@@ -376,7 +383,10 @@ fn reloads_without_lifecycle_fail_and_repeat() {
         "{}",
         sidecar.log()
     );
-    assert_eq!(metric(&sidecar, "last_reload_successful"), 0.0);
+    assert!(wait_for(WAIT, || metric(
+        &sidecar,
+        "last_reload_successful"
+    ) == 0.0));
     let log = sidecar.log();
     assert!(
         log.contains("403") && log.contains("--web.enable-lifecycle"),

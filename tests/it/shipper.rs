@@ -320,7 +320,11 @@ fn new_block_reaches_filesystem_bucket_as_thanos_lays_it_out() {
         metric(&sidecar, "thanos_shipper_upload_compacted_done"),
         0.0
     );
-    assert!(metric(&sidecar, "thanos_shipper_dir_syncs_total") >= 2.0);
+    // The counter moves just after the shipper file is written.
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        &sidecar,
+        "thanos_shipper_dir_syncs_total"
+    ) >= 2.0));
     let bucket_label = format!("fs: {}", rig.bucket_dir().display());
     assert_eq!(
         metric(
@@ -569,7 +573,10 @@ fn corrupted_block_stops_syncs_unless_skipped() {
         "{}",
         sidecar.log()
     );
-    assert!(metric(&sidecar, "thanos_shipper_corrupted_blocks_total") >= 1.0);
+    assert!(wait_for(Duration::from_secs(5), || metric(
+        &sidecar,
+        "thanos_shipper_corrupted_blocks_total"
+    ) >= 1.0));
     assert!(
         sidecar.log().contains("failed to sync 0/1 blocks"),
         "{}",
