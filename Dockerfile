@@ -5,7 +5,7 @@
 #   docker run --rm thanos-sidecar sidecar --prometheus.url=http://prometheus:9090 ...
 #
 # FROM scratch works because the binary is static (musl, gRPC's C core and
-# OpenSSL linked in) and carries its TLS roots (webpki-roots): no libc, no
+# BoringSSL linked in) and carries its TLS roots (webpki-roots): no libc, no
 # /etc/ssl, no shell in the image.
 FROM scratch
 COPY dist/thanos-sidecar /thanos-sidecar
