@@ -40,10 +40,26 @@ fn main() {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-env-changed=THANOS_SIDECAR_REVISION");
     println!("cargo:rerun-if-env-changed=THANOS_SIDECAR_BRANCH");
+    text_layout();
 
     if let Err(e) = generate() {
         // A build script reports failure by panicking; the message is the error.
         panic!("generating code from proto/: {e}");
+    }
+}
+
+/// The release build (scripts/build-static) names a linker script that puts
+/// the functions an idle sidecar runs side by side at the front of `.text`
+/// (scripts/hot-text.ld, made by scripts/profile-layout). The kernel maps a
+/// binary's code in 64 KiB windows around each page it touches, so scattered
+/// hot functions keep most of the code resident; packed, a few windows hold
+/// them. The script only orders sections (`INSERT BEFORE .text`), so a stale
+/// list costs memory, never correctness, and other builds link as usual.
+fn text_layout() {
+    println!("cargo:rerun-if-env-changed=THANOS_SIDECAR_TEXT_LAYOUT");
+    if let Ok(script) = std::env::var("THANOS_SIDECAR_TEXT_LAYOUT") {
+        println!("cargo:rerun-if-changed={script}");
+        println!("cargo:rustc-link-arg-bins=-Wl,-T,{script}");
     }
 }
 

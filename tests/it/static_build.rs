@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::support::{sidecar::binary, Prometheus, PrometheusOptions, Sidecar};
 
-/// The ELF program headers of `bin` as `readelf` prints them.
-fn program_headers(bin: &std::path::Path) -> String {
+/// What `readelf -W <what>` prints about `bin` (`-l` program headers, `-S`
+/// sections).
+fn readelf(what: &str, bin: &std::path::Path) -> String {
     let out = Command::new("readelf")
-        .arg("-lW")
+        .arg(format!("{what}W"))
         .arg(bin)
         .output()
         .expect("run readelf (binutils)");
@@ -20,14 +21,20 @@ fn program_headers(bin: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-#[test]
-fn static_binary_needs_no_loader_and_serves_the_store_api() {
+/// The static binary under test, or None (the check is skipped) when
+/// `THANOS_SIDECAR_BIN` does not name one.
+fn static_binary() -> Option<std::path::PathBuf> {
     if std::env::var_os("THANOS_SIDECAR_BIN").is_none() {
         eprintln!("THANOS_SIDECAR_BIN is not set; skipping the static binary check");
-        return;
+        return None;
     }
-    let bin = binary();
-    let headers = program_headers(&bin);
+    Some(binary())
+}
+
+#[test]
+fn static_binary_needs_no_loader_and_serves_the_store_api() {
+    let Some(bin) = static_binary() else { return };
+    let headers = readelf("-l", &bin);
     assert!(
         !headers.contains("INTERP"),
         "{} asks for a program interpreter:\n{headers}",
@@ -80,4 +87,42 @@ fn static_binary_needs_no_loader_and_serves_the_store_api() {
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains(r#"job="prom""#)
     });
     assert!(found_up, "no `up` series through the StoreAPI");
+}
+
+/// The release build packs the functions an idle sidecar runs at the front
+/// of its code (scripts/hot-text.ld, passed by build.rs). If the list or its
+/// wiring went missing, the binary still works but keeps several MB more of
+/// itself resident (BENCHMARKS.md, footprint): that is what this catches.
+#[test]
+fn static_binary_packs_its_hot_code_first() {
+    let Some(bin) = static_binary() else { return };
+    let sections = readelf("-S", &bin);
+    // `[Nr] Name Type Address Off Size ...`; the index may be `[ 4]`.
+    let section = |name: &str| {
+        sections.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split(']').nth(1)?.split_whitespace().collect();
+            match fields.as_slice() {
+                [n, _, addr, _, size, ..] if *n == name => Some((
+                    u64::from_str_radix(addr, 16).ok()?,
+                    u64::from_str_radix(size, 16).ok()?,
+                )),
+                _ => None,
+            }
+        })
+    };
+    let (hot_addr, hot_size) =
+        section(".text.hot").unwrap_or_else(|| panic!("no .text.hot section:\n{sections}"));
+    let (text_addr, _) =
+        section(".text").unwrap_or_else(|| panic!("no .text section:\n{sections}"));
+    assert!(
+        hot_addr < text_addr,
+        ".text.hot is not in front of .text:\n{sections}"
+    );
+    // The profile lists about 0.9 MB of functions; far less means most of
+    // the names no longer match the build.
+    assert!(
+        hot_size > 512 * 1024,
+        "only {hot_size} bytes of hot code were packed: regenerate scripts/hot-text.ld \
+         with scripts/profile-layout"
+    );
 }
