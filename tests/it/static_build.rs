@@ -91,8 +91,8 @@ fn static_binary_needs_no_loader_and_serves_the_store_api() {
 
 /// The release build packs the functions an idle sidecar runs at the front
 /// of its code (scripts/hot-text.ld, passed by build.rs). If the list or its
-/// wiring went missing, the binary still works but keeps several MB more of
-/// itself resident (BENCHMARKS.md, footprint): that is what this catches.
+/// wiring went missing, the binary still works but keeps 4 MB more of itself
+/// resident (BENCHMARKS.md, footprint): that is what this catches.
 #[test]
 fn static_binary_packs_its_hot_code_first() {
     let Some(bin) = static_binary() else { return };
@@ -118,11 +118,12 @@ fn static_binary_packs_its_hot_code_first() {
         hot_addr < text_addr,
         ".text.hot is not in front of .text:\n{sections}"
     );
-    // The profile lists about 0.9 MB of functions; far less means most of
-    // the names no longer match the build.
+    // The list packs 1.7 MB. Its C and C++ half (0.5 MB) keeps its names
+    // across Rust toolchains, so less than that means the list or its
+    // wiring is broken, not merely stale (build-static warns of that).
     assert!(
-        hot_size > 512 * 1024,
-        "only {hot_size} bytes of hot code were packed: regenerate scripts/hot-text.ld \
-         with scripts/profile-layout"
+        hot_size > 256 * 1024,
+        "only {hot_size} bytes of hot code were packed: check scripts/hot-text.ld \
+         (scripts/profile-layout makes it) and how build.rs passes it"
     );
 }
