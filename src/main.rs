@@ -50,6 +50,18 @@ fn main() -> ExitCode {
         }
     };
     logging::init(args.log_level(), args.log_format(), args.debug_name());
+    // gRPC's C core reports to stderr in a format of its own (failed TLS
+    // handshakes, mostly); through our logger its lines take --log.format
+    // like every other. Its info lines are start-up chatter ("grpc epoll
+    // fd: 8") that Go's gRPC keeps to itself in Thanos, so they wait for
+    // --log.level=debug: redirect_log sets the core's own threshold from
+    // the logger's level at the time of the call.
+    let level = log::max_level();
+    if level == log::LevelFilter::Info {
+        log::set_max_level(log::LevelFilter::Warn);
+    }
+    grpcio::redirect_log();
+    log::set_max_level(level);
     match run(&args) {
         Ok(()) => {
             log::info!("exiting");

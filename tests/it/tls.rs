@@ -159,6 +159,25 @@ fn grpc_tls_serves_only_clients_with_a_certificate_of_the_ca() {
     }
     // The good client still works after the refusals.
     assert!(label_names(&good).is_ok());
+
+    // gRPC's C core logged the refused handshakes through our logger, in
+    // logfmt, not in its own `E1205 17:22:08.077 ... file.cc:1420] ...`
+    // shape; and its info chatter stays out at the default level.
+    let logged = wait_for(Duration::from_secs(5), || {
+        sidecar.log().lines().any(|l| {
+            l.contains("caller=ssl_transport_security.cc:")
+                && l.contains("level=error")
+                && l.contains("msg=\"Handshake failed")
+        })
+    });
+    let log = sidecar.log();
+    assert!(logged, "no handshake failure in logfmt:\n{log}");
+    let raw = regex::Regex::new(r"^[DIWE]\d{4} ").unwrap();
+    assert!(
+        !log.lines().any(|l| raw.is_match(l)),
+        "a raw gRPC line:\n{log}"
+    );
+    assert!(!log.contains("grpc epoll fd"), "{log}");
 }
 
 #[test]
