@@ -147,7 +147,9 @@ impl Actor {
         log::info!(external_labels = format_labels(&labels).as_str(); "successfully loaded prometheus external labels");
         self.metadata.update(lowest, labels);
         self.up.set(1);
-        self.metadata.set_ready(true);
+        // Not ready yet: the main loop says so once the gRPC port it opens on
+        // this event is listening, so a probe's "ready" means a querier can
+        // connect (Thanos says ready a moment before it listens).
         let _ = self.events.send(Event::PrometheusReady);
         Ok(())
     }

@@ -52,14 +52,12 @@ fn main() -> ExitCode {
     logging::init(args.log_level(), args.log_format(), args.debug_name());
     // gRPC's C core reports to stderr in a format of its own (failed TLS
     // handshakes, mostly); through our logger its lines take --log.format
-    // like every other. Its info lines are start-up chatter ("grpc epoll
-    // fd: 8") that Go's gRPC keeps to itself in Thanos, so they wait for
-    // --log.level=debug: redirect_log sets the core's own threshold from
+    // like every other. Only its errors: its info and debug lines are
+    // internals ("grpc epoll fd: 8") that Go's gRPC keeps to itself in
+    // Thanos at every level. redirect_log sets the core's own threshold from
     // the logger's level at the time of the call.
     let level = log::max_level();
-    if level == log::LevelFilter::Info {
-        log::set_max_level(log::LevelFilter::Warn);
-    }
+    log::set_max_level(level.min(log::LevelFilter::Warn));
     grpcio::redirect_log();
     log::set_max_level(level);
     match run(&args) {
@@ -178,6 +176,9 @@ fn run(args: &flags::Args) -> Result<(), String> {
                             Err(e) => break Err(e),
                         }
                     }
+                    // Ready only now that gRPC listens (the heartbeat leaves
+                    // the first "ready" to us); later beats keep it current.
+                    metadata.set_ready(true);
                     systemd.ready("serving; Prometheus is up");
                 }
                 Ok(Event::PrometheusReady) => {}

@@ -81,6 +81,62 @@ fn waits_for_prometheus_then_becomes_ready() {
     );
 }
 
+/// "Ready" is a promise to a querier: the gRPC port listens before /-/ready
+/// first says 200 (Thanos says ready a moment before it listens), and a
+/// sidecar that cannot open it never says ready at all.
+#[test]
+fn ready_only_once_the_grpc_port_listens() {
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let sidecar = Sidecar::start(&fast(&prometheus.url()));
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(10)),
+        "{}",
+        sidecar.log()
+    );
+    assert!(TcpStream::connect(("127.0.0.1", sidecar.grpc_port)).is_ok());
+    let log = sidecar.log();
+    let at = |needle: &str| {
+        log.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{log}"))
+    };
+    assert!(
+        at("listening for serving gRPC") < at("msg=\"changing probe status\" status=ready"),
+        "ready before gRPC listened:\n{log}"
+    );
+
+    // Port taken: the sidecar exits 1 naming it, and was never ready.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let http_port = crate::support::free_port();
+    let mut child = std::process::Command::new(crate::support::sidecar::binary())
+        .arg("sidecar")
+        .args(fast(&prometheus.url()))
+        .arg(format!("--http-address=127.0.0.1:{http_port}"))
+        .arg(format!("--grpc-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ever_ready = false;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let ready = crate::support::http_get(&format!("http://127.0.0.1:{http_port}/-/ready"));
+        ever_ready |= ready.0 == 200;
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(!ever_ready, "said ready without its gRPC port:\n{log}");
+    assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
+    drop(taken);
+}
+
 #[test]
 fn readiness_follows_prometheus() {
     let mut prometheus = Prometheus::start(PrometheusOptions::default());
