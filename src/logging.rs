@@ -25,6 +25,19 @@ pub fn init(level: log::LevelFilter, format: LogFormat, debug_name: Option<Strin
     let _ = builder.try_init();
 }
 
+/// gRPC's C core reports to stderr in a format of its own (failed TLS
+/// handshakes, mostly); through our logger its lines take --log.format like
+/// every other. Only its errors: its info and debug lines are internals
+/// ("grpc epoll fd: 8") that Go's gRPC keeps to itself in Thanos at every
+/// level. `redirect_log` sets the core's own threshold from the logger's
+/// level at the time of the call, so that level is lowered around it.
+pub fn route_grpc_core() {
+    let level = log::max_level();
+    log::set_max_level(level.min(log::LevelFilter::Warn));
+    grpcio::redirect_log();
+    log::set_max_level(level);
+}
+
 /// A config decoder's error without the values it quotes (`invalid type:
 /// string "…"`): a misplaced password or key (e.g. `basic_auth: hunter2`)
 /// would otherwise end up in the log. Keys and positions stay.

@@ -50,16 +50,7 @@ fn main() -> ExitCode {
         }
     };
     logging::init(args.log_level(), args.log_format(), args.debug_name());
-    // gRPC's C core reports to stderr in a format of its own (failed TLS
-    // handshakes, mostly); through our logger its lines take --log.format
-    // like every other. Only its errors: its info and debug lines are
-    // internals ("grpc epoll fd: 8") that Go's gRPC keeps to itself in
-    // Thanos at every level. redirect_log sets the core's own threshold from
-    // the logger's level at the time of the call.
-    let level = log::max_level();
-    log::set_max_level(level.min(log::LevelFilter::Warn));
-    grpcio::redirect_log();
-    log::set_max_level(level);
+    logging::route_grpc_core();
     match run(&args) {
         Ok(()) => {
             log::info!("exiting");

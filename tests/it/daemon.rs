@@ -108,30 +108,17 @@ fn ready_only_once_the_grpc_port_listens() {
     // Port taken: the sidecar exits 1 naming it, and was never ready.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let http_port = crate::support::free_port();
-    let mut child = std::process::Command::new(crate::support::sidecar::binary())
-        .arg("sidecar")
-        .args(fast(&prometheus.url()))
-        .arg(format!("--http-address=127.0.0.1:{http_port}"))
-        .arg(format!("--grpc-address=127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut sidecar = Sidecar::spawn_with_grpc_port(&fast(&prometheus.url()), &[], port);
     let mut ever_ready = false;
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        let ready = crate::support::http_get(&format!("http://127.0.0.1:{http_port}/-/ready"));
-        ever_ready |= ready.0 == 200;
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
+    while !sidecar.has_exited() {
+        ever_ready |= sidecar.ready();
         assert!(std::time::Instant::now() < deadline, "still running");
         std::thread::sleep(Duration::from_millis(1));
-    };
-    let mut log = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut log).unwrap();
-    assert_eq!(status.code(), Some(1), "{log}");
+    }
+    let log = sidecar.log();
+    let status = sidecar.wait_exit(Duration::from_secs(1));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
     assert!(!ever_ready, "said ready without its gRPC port:\n{log}");
     assert!(log.contains(&format!("127.0.0.1:{port}")), "{log}");
     drop(taken);

@@ -46,9 +46,13 @@ impl Sidecar {
     /// Starts the sidecar without waiting for anything (e.g. when its HTTP
     /// server speaks TLS, or it is expected to fail).
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Sidecar {
+        Sidecar::spawn_with_grpc_port(args, env, free_port())
+    }
+
+    /// As `spawn`, with the gRPC listener on `grpc_port` (e.g. one taken).
+    pub fn spawn_with_grpc_port(args: &[String], env: &[(&str, &str)], grpc_port: u16) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
-        let grpc_port = free_port();
         let log = std::fs::File::create(dir.path().join("sidecar.log")).expect("log file");
         let child = Command::new(binary())
             .arg("sidecar")
