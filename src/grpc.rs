@@ -69,16 +69,15 @@ pub fn start(
         .register_service(services::create_health(Health { metadata }))
         .build()
         .map_err(|e| format!("gRPC server: {e}"))?;
-    let (host, port) = split_host_port(&config.address)?;
     let credentials = match &config.tls {
         Some(config) => tls::credentials(config)?,
         None => ServerCredentials::insecure(),
     };
     let port = server
-        .add_listening_port(format!("{host}:{port}"), credentials)
+        .add_listening_port(config.address.grpc_target(), credentials)
         .map_err(|e| format!("listen on --grpc-address={}: {e}", config.address))?;
     server.start();
-    log::info!(address = config.address.as_str(), service = "gRPC/server"; "listening for serving gRPC");
+    log::info!(address = config.address.to_string().as_str(), port = port, service = "gRPC/server"; "listening for serving gRPC");
     Ok(Handle {
         server: Some(server),
         _env: env,
@@ -86,15 +85,6 @@ pub fn start(
         grace_period: config.grace_period,
         port,
     })
-}
-
-/// `--grpc-address` as Go takes it: an empty host means every interface.
-fn split_host_port(address: &str) -> Result<(String, String), String> {
-    let (host, port) = address
-        .rsplit_once(':')
-        .ok_or_else(|| format!("--grpc-address={address}: missing port"))?;
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok((host.to_string(), port.to_string()))
 }
 
 impl Drop for Handle {

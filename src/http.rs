@@ -19,6 +19,7 @@ use std::sync::Arc;
 use prom::{Encoder, Registry, TextEncoder};
 use tiny_http::{Header, Request, Response, Server};
 
+use crate::listen::ListenAddress;
 use crate::metadata::Metadata;
 use web_config::{Authenticator, Limiter, WebConfig};
 
@@ -42,7 +43,7 @@ impl Drop for Handle {
 /// hashes, certificates and keys): an error stops the sidecar at start-up,
 /// naming the file and key, as in Thanos.
 pub fn spawn(
-    address: &str,
+    address: &ListenAddress,
     web_config: Option<&Path>,
     registry: Registry,
     metadata: Arc<Metadata>,
@@ -54,14 +55,14 @@ pub fn spawn(
     let use_tls = web.as_ref().is_some_and(WebConfig::tls_enabled);
     let (server, front) = match (web_config, use_tls) {
         (Some(path), true) => {
-            let (front, backend) = tls::listen(address, path)?;
+            let (front, backend) = tls::listen(bind(address)?, path)?;
             let server = Server::from_listener(backend, None)
                 .map_err(|e| format!("--http-address={address}: {e}"))?;
             (server, Some(front))
         }
         _ => (
-            Server::http(address)
-                .map_err(|e| format!("--http-address={address}: cannot listen: {e}"))?,
+            Server::from_listener(bind(address)?, None)
+                .map_err(|e| format!("--http-address={address}: {e}"))?,
             None,
         ),
     };
@@ -86,12 +87,18 @@ pub fn spawn(
         })
         .map_err(|e| format!("cannot start the HTTP thread: {e}"))?;
     metadata.set_healthy(true);
-    log::info!(service = "http/server", component = "sidecar", address = address, tls = use_tls; "listening for requests and metrics");
+    log::info!(service = "http/server", component = "sidecar", address = address.to_string().as_str(), tls = use_tls; "listening for requests and metrics");
     Ok(Handle {
         server,
         _thread: thread,
         _tls: front,
     })
+}
+
+fn bind(address: &ListenAddress) -> Result<std::net::TcpListener, String> {
+    address
+        .bind()
+        .map_err(|e| format!("--http-address={address}: cannot listen: {e}"))
 }
 
 /// What `--http.config` asks of every request.

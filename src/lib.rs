@@ -10,6 +10,7 @@ pub mod flags;
 pub mod grpc;
 pub mod heartbeat;
 pub mod http;
+pub mod listen;
 pub mod logging;
 pub mod metadata;
 pub mod objstore;

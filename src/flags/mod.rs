@@ -24,6 +24,7 @@ pub use values::{
 };
 
 use crate::envsubst;
+use crate::listen::ListenAddress;
 use crate::objstore;
 use crate::prometheus::HttpClientConfig;
 
@@ -103,14 +104,14 @@ pub struct Config {
 
 #[derive(Debug)]
 pub struct HttpServerConfig {
-    pub address: String,
+    pub address: ListenAddress,
     pub grace_period: Duration,
     pub web_config: Option<PathBuf>,
 }
 
 #[derive(Debug)]
 pub struct GrpcServerConfig {
-    pub address: String,
+    pub address: ListenAddress,
     pub tls: Option<GrpcTls>,
     pub max_connection_age: Duration,
     pub grace_period: Duration,
@@ -244,12 +245,12 @@ impl Config {
 
         Ok(Config {
             http: HttpServerConfig {
-                address: s.http_address.clone(),
+                address: listen_address("http-address", &s.http_address)?,
                 grace_period: s.http_grace_period,
                 web_config: non_empty(&s.http_config).map(PathBuf::from),
             },
             grpc: GrpcServerConfig {
-                address: s.grpc_address.clone(),
+                address: listen_address("grpc-address", &s.grpc_address)?,
                 tls: grpc_tls(s)?,
                 max_connection_age: s.grpc_server_max_connection_age,
                 grace_period: s.grpc_grace_period,
@@ -293,6 +294,11 @@ impl Config {
             },
         })
     }
+}
+
+/// `--http-address` / `--grpc-address`, read as Go's `net.Listen` reads them.
+fn listen_address(flag: &str, value: &str) -> Result<ListenAddress, String> {
+    ListenAddress::parse(value).map_err(|e| format!("--{flag}={value}: {e}"))
 }
 
 fn non_empty(v: &Option<String>) -> Option<&str> {
@@ -392,9 +398,9 @@ mod tests {
     #[test]
     fn defaults_match_thanos() {
         let c = config(&["sidecar"]).unwrap();
-        assert_eq!(c.http.address, "0.0.0.0:10902");
+        assert_eq!(c.http.address.to_string(), "0.0.0.0:10902");
         assert_eq!(c.http.grace_period, Duration::from_secs(120));
-        assert_eq!(c.grpc.address, "0.0.0.0:10901");
+        assert_eq!(c.grpc.address.to_string(), "0.0.0.0:10901");
         assert_eq!(c.grpc.max_connection_age, Duration::from_secs(3600));
         assert_eq!(c.prometheus.url.as_str(), "http://localhost:9090/");
         assert_eq!(c.prometheus.ready_timeout, Duration::from_secs(600));
@@ -516,6 +522,13 @@ mod tests {
         assert!(err.contains("--grpc-server-tls-client-ca"), "{err}");
         let err = config(&["sidecar", "--grpc-server-tls-curves=P999"]).unwrap_err();
         assert!(err.contains("P999"), "{err}");
+        let err = config(&["sidecar", "--grpc-address=10901"]).unwrap_err();
+        assert_eq!(
+            err,
+            "--grpc-address=10901: address 10901: missing port in address"
+        );
+        let err = config(&["sidecar", "--http-address=[::1:10902"]).unwrap_err();
+        assert!(err.starts_with("--http-address=[::1:10902: "), "{err}");
     }
 
     #[test]

@@ -39,14 +39,12 @@ pub struct Front {
     socket_dir: PathBuf,
 }
 
-/// Binds `address` for TLS and a private Unix socket for tiny_http; returns
-/// the front and the listener tiny_http should serve.
-pub fn listen(address: &str, web_config: &Path) -> Result<(Front, UnixListener), String> {
-    let tcp = TcpListener::bind(address)
-        .map_err(|e| format!("--http-address={address}: cannot listen: {e}"))?;
+/// Serves TLS on `tcp` in front of a private Unix socket for tiny_http;
+/// returns the front and the listener tiny_http should serve.
+pub fn listen(tcp: TcpListener, web_config: &Path) -> Result<(Front, UnixListener), String> {
     let local = tcp
         .local_addr()
-        .map_err(|e| format!("--http-address={address}: {e}"))?;
+        .map_err(|e| format!("--http-address: {e}"))?;
     let socket_dir = private_dir()?;
     let socket = socket_dir.join("http.sock");
     let backend = UnixListener::bind(&socket).map_err(|e| {

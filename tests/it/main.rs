@@ -5,6 +5,7 @@
 mod apis;
 mod cli;
 mod daemon;
+mod kubernetes;
 mod reloader;
 mod shipper;
 mod static_build;

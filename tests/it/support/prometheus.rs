@@ -23,6 +23,9 @@ pub struct PrometheusOptions {
     /// Serves HTTPS (its web config has a `tls_server_config`): `url()` says
     /// `https`, and start-up waits for the port instead of `/-/ready`.
     pub https: bool,
+    /// `--web.route-prefix` (e.g. `/prom`): every path, probes and API, sits
+    /// under it, and `url()` ends with it.
+    pub route_prefix: &'static str,
 }
 
 impl Default for PrometheusOptions {
@@ -36,6 +39,7 @@ impl Default for PrometheusOptions {
             lifecycle: true,
             process_name: None,
             https: false,
+            route_prefix: "",
         }
     }
 }
@@ -71,7 +75,10 @@ impl Prometheus {
 
     pub fn url(&self) -> String {
         let scheme = if self.options.https { "https" } else { "http" };
-        format!("{scheme}://127.0.0.1:{}", self.port)
+        format!(
+            "{scheme}://127.0.0.1:{}{}",
+            self.port, self.options.route_prefix
+        )
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -192,6 +199,10 @@ impl Prometheus {
                 self.options.max_block_duration
             ))
             .args(self.options.lifecycle.then_some("--web.enable-lifecycle"))
+            .args(
+                (!self.options.route_prefix.is_empty())
+                    .then(|| format!("--web.route-prefix={}", self.options.route_prefix)),
+            )
             .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

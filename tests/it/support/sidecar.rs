@@ -51,14 +51,28 @@ impl Sidecar {
 
     /// As `spawn`, with the gRPC listener on `grpc_port` (e.g. one taken).
     pub fn spawn_with_grpc_port(args: &[String], env: &[(&str, &str)], grpc_port: u16) -> Sidecar {
-        let dir = tempfile::tempdir().expect("temp dir");
         let http_port = free_port();
+        let mut argv = vec![
+            "sidecar".to_string(),
+            format!("--http-address=127.0.0.1:{http_port}"),
+            format!("--grpc-address=127.0.0.1:{grpc_port}"),
+        ];
+        argv.extend_from_slice(args);
+        Sidecar::spawn_argv(&argv, env, http_port, grpc_port)
+    }
+
+    /// Runs the binary with exactly `argv` (command included), which must make
+    /// it listen on `http_port` and `grpc_port`, reached on 127.0.0.1.
+    pub fn spawn_argv(
+        argv: &[String],
+        env: &[(&str, &str)],
+        http_port: u16,
+        grpc_port: u16,
+    ) -> Sidecar {
+        let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("sidecar.log")).expect("log file");
         let child = Command::new(binary())
-            .arg("sidecar")
-            .arg(format!("--http-address=127.0.0.1:{http_port}"))
-            .arg(format!("--grpc-address=127.0.0.1:{grpc_port}"))
-            .args(args)
+            .args(argv)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
