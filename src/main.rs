@@ -11,6 +11,12 @@ use thanos_sidecar::{
     sd_notify, shipper, signals, store, Event,
 };
 
+// The static binary's allocator (Cargo.toml says why): mimalloc serves
+// Rust's allocations directly and, through `override`, every C `malloc`.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let argv: Vec<String> = match std::env::args_os()
         .skip(1)

@@ -6,6 +6,7 @@ mod apis;
 mod cli;
 mod daemon;
 mod kubernetes;
+mod memory;
 mod reloader;
 mod shipper;
 mod static_build;
