@@ -43,9 +43,5 @@ pub fn register(registry: &Registry) -> Result<(), prom::Error> {
     ])
     .set(1);
     registry.register(Box::new(info))?;
-    #[cfg(target_os = "linux")]
-    registry.register(Box::new(
-        prom::process_collector::ProcessCollector::for_self(),
-    ))?;
-    Ok(())
+    crate::http::process::register(registry)
 }

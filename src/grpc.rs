@@ -7,6 +7,7 @@
 //! no new calls, in-flight calls get `--grpc-grace-period`, then the rest are
 //! cancelled and every worker thread is joined.
 
+pub mod metrics;
 mod tls;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use crate::flags::GrpcServerConfig;
 use crate::metadata::Metadata;
 use crate::proto::services;
 use crate::store::{Health, Services, Store, Workers};
+use metrics::GrpcMetrics;
 
 /// Completion-queue threads. One keeps a 1–2 core host's CPU for the work
 /// itself: handlers only hand calls to workers and move finished frames.
@@ -37,6 +39,7 @@ pub fn start(
     config: &GrpcServerConfig,
     store: Arc<Store>,
     metadata: Arc<Metadata>,
+    metrics: Arc<GrpcMetrics>,
 ) -> Result<Handle, String> {
     let env = Arc::new(
         EnvBuilder::new()
@@ -56,7 +59,7 @@ pub fn start(
         args = args.raw_cfg_int(c"grpc.max_connection_age_ms".into(), age.as_millis() as i32);
     }
     let workers = Workers::default();
-    let services = Services::new(store, workers.clone());
+    let services = Services::new(store, workers.clone(), metrics.clone());
     let mut server = ServerBuilder::new(env.clone())
         .channel_args(args.build_args())
         .register_service(services::create_store(services.clone()))
@@ -66,7 +69,7 @@ pub fn start(
         .register_service(services::create_exemplars(services.clone()))
         .register_service(services::create_status(services.clone()))
         .register_service(services::create_info(services))
-        .register_service(services::create_health(Health { metadata }))
+        .register_service(services::create_health(Health { metadata, metrics }))
         .build()
         .map_err(|e| format!("gRPC server: {e}"))?;
     let credentials = match &config.tls {

@@ -10,6 +10,7 @@
 //! auth, rate limit, extra headers; `web_config`), and a `tls_server_config`
 //! puts TLS in front (`tls`).
 
+pub mod process;
 mod tls;
 mod web_config;
 

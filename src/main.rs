@@ -111,6 +111,11 @@ fn run(args: &flags::Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?,
     );
 
+    // Registered now, like the rest: the gRPC server starts once Prometheus
+    // is ready, but its methods' series exist from start-up, as in Thanos.
+    let grpc_metrics =
+        Arc::new(grpc::metrics::GrpcMetrics::new(&registry).map_err(|e| e.to_string())?);
+
     // Capacity 16: a handful of signals and one event per component; the main
     // loop drains it at once, so senders never wait in practice.
     let (events_sender, events) = crossbeam_channel::bounded(16);
@@ -162,7 +167,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 Ok(Event::PrometheusReady) if !started => {
                     started = true;
                     // Thanos opens the gRPC port only once Prometheus is known.
-                    match grpc::start(&config.grpc, store.clone(), metadata.clone()) {
+                    match grpc::start(&config.grpc, store.clone(), metadata.clone(), grpc_metrics.clone()) {
                         Ok(server) => grpc = Some(server),
                         Err(e) => break Err(e),
                     }

@@ -208,7 +208,7 @@ impl Metrics {
             IntGaugeVec::new(
                 Opts::new(
                     format!("{P}info"),
-                    "Always 1, labelled with the reload method (http or signal).",
+                    "A metric with a constant '1' value labeled by reload method (either 'http' or 'signal').",
                 ),
                 &["method"],
             )?,
@@ -219,34 +219,43 @@ impl Metrics {
         }])
         .set(1);
         Ok(Metrics {
-            reloads: counter("reloads_total", "Reload attempts.")?,
-            reloads_failed: counter("reloads_failed_total", "Reload attempts that failed.")?,
+            reloads: counter("reloads_total", "Total number of reload requests.")?,
+            reloads_failed: counter(
+                "reloads_failed_total",
+                "Total number of reload requests that failed.",
+            )?,
             last_reload_successful: gauge(
                 "last_reload_successful",
-                "1 if the last reload attempt succeeded, 0 if it failed.",
+                "Whether the last reload attempt was successful",
             )?,
             last_reload_success_timestamp: reg(
                 registry,
                 Gauge::new(
                     format!("{P}last_reload_success_timestamp_seconds"),
-                    "Unix time of the last successful reload.",
+                    "Timestamp of the last successful reload",
                 )?,
             )?,
             applies: counter(
                 "config_apply_operations_total",
-                "Checks of the watched files triggered by events or the watch interval.",
+                "Total number of config apply operations.",
             )?,
             applies_failed: counter(
                 "config_apply_operations_failed_total",
-                "Such checks that failed.",
+                "Total number of config apply operations that failed.",
             )?,
             env_expansion_errors: gauge(
                 "config_environment_variable_expansion_errors",
-                "Unset variables met by the last environment substitution.",
+                "Number of environment variable expansions that failed during the last operation.",
             )?,
-            watches: gauge("watches", "Paths the reloader watches.")?,
-            watch_events: counter("watch_events_total", "File events received.")?,
-            watch_errors: counter("watch_errors_total", "Errors reported by the file watcher.")?,
+            watches: gauge("watches", "Number of resources watched by the reloader.")?,
+            watch_events: counter(
+                "watch_events_total",
+                "Total number of events received by the reloader from the watcher.",
+            )?,
+            watch_errors: counter(
+                "watch_errors_total",
+                "Total number of errors received by the reloader from the watcher.",
+            )?,
         })
     }
 }

@@ -112,9 +112,14 @@ impl services::Exemplars for Services {
         req: ExemplarsRequest,
         sink: ServerStreamingSink<ExemplarsResponse>,
     ) {
-        self.stream(&ctx, "api-exemplars", QUEUE, sink, move |store, out| {
-            exemplars(store, &req, out)
-        });
+        self.stream(
+            &ctx,
+            crate::grpc::metrics::EXEMPLARS,
+            "api-exemplars",
+            QUEUE,
+            sink,
+            move |store, out| exemplars(store, &req, out),
+        );
     }
 }
 

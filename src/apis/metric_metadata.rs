@@ -77,9 +77,14 @@ impl services::Metadata for Services {
         req: MetricMetadataRequest,
         sink: ServerStreamingSink<MetricMetadataResponse>,
     ) {
-        self.stream(&ctx, "api-metadata", QUEUE, sink, move |store, out| {
-            metric_metadata(store, &req, out)
-        });
+        self.stream(
+            &ctx,
+            crate::grpc::metrics::METADATA,
+            "api-metadata",
+            QUEUE,
+            sink,
+            move |store, out| metric_metadata(store, &req, out),
+        );
     }
 }
 

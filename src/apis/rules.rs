@@ -205,9 +205,14 @@ impl services::Rules for Services {
         req: RulesRequest,
         sink: ServerStreamingSink<RulesResponse>,
     ) {
-        self.stream(&ctx, "api-rules", QUEUE, sink, move |store, out| {
-            rules(store, &req, out)
-        });
+        self.stream(
+            &ctx,
+            crate::grpc::metrics::RULES,
+            "api-rules",
+            QUEUE,
+            sink,
+            move |store, out| rules(store, &req, out),
+        );
     }
 }
 

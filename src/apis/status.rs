@@ -153,9 +153,14 @@ impl services::Status for Services {
         req: TSDBStatisticsRequest,
         sink: ServerStreamingSink<TSDBStatisticsResponse>,
     ) {
-        self.stream(&ctx, "api-status", QUEUE, sink, move |store, out| {
-            tsdb_statistics(store, &req, out)
-        });
+        self.stream(
+            &ctx,
+            crate::grpc::metrics::STATUS,
+            "api-status",
+            QUEUE,
+            sink,
+            move |store, out| tsdb_statistics(store, &req, out),
+        );
     }
 }
 

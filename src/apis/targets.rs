@@ -112,9 +112,14 @@ impl services::Targets for Services {
         req: TargetsRequest,
         sink: ServerStreamingSink<TargetsResponse>,
     ) {
-        self.stream(&ctx, "api-targets", QUEUE, sink, move |store, out| {
-            targets(store, &req, out)
-        });
+        self.stream(
+            &ctx,
+            crate::grpc::metrics::TARGETS,
+            "api-targets",
+            QUEUE,
+            sink,
+            move |store, out| targets(store, &req, out),
+        );
     }
 }
 

@@ -21,7 +21,9 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
-use prom::{IntCounterVec, Opts, Registry};
+use prom::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
+
+use crate::grpc::metrics::{self as grpc_metrics, Call, GrpcMetrics, Method};
 
 use crate::metadata::{Metadata, MAX_TIME};
 use crate::prometheus::Client;
@@ -46,6 +48,7 @@ pub struct Store {
     pub limits: Limits,
     /// `thanos_store_selects_dropped_total{reason}`.
     pub dropped: IntCounterVec,
+    pub metrics: StoreMetrics,
     /// Timeout of JSON API calls (labels, series).
     pub api_timeout: Duration,
     /// Timeout of a whole remote read.
@@ -79,10 +82,95 @@ impl Store {
             metadata,
             limits,
             dropped,
+            metrics: StoreMetrics::new(registry)?,
             api_timeout: Duration::from_secs(120),
             read_timeout: series::READ_TIMEOUT,
             config_timeout,
         })
+    }
+}
+
+/// What Thanos' instrumented store server (`pkg/store/telemetry.go`) and
+/// Prometheus store (`pkg/store/prometheus.go`) measure of `Series`.
+pub struct StoreMetrics {
+    /// Series in each successful answer.
+    pub series_requested: Histogram,
+    /// Chunks in each successful answer.
+    pub chunks_requested: Histogram,
+    /// `Series` calls in flight. (Thanos sets it when a call starts and
+    /// never lowers it, so it shows the count at the last call's start.)
+    pub pending: IntGauge,
+    /// Remote-read frames in each streamed answer from Prometheus.
+    pub received_frames: Histogram,
+}
+
+impl StoreMetrics {
+    fn new(registry: &Registry) -> Result<StoreMetrics, prom::Error> {
+        let histogram =
+            |name: &str, help: &str, buckets: &[f64]| -> Result<Histogram, prom::Error> {
+                let h =
+                    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let pending = IntGauge::new(
+            "thanos_store_server_pending_series_requests",
+            "Number of pending series requests",
+        )?;
+        registry.register(Box::new(pending.clone()))?;
+        Ok(StoreMetrics {
+            series_requested: histogram(
+                "thanos_store_server_series_requested",
+                "Number of requested series for Series calls",
+                &[1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6],
+            )?,
+            chunks_requested: histogram(
+                "thanos_store_server_chunks_requested",
+                "Number of requested chunks for Series calls",
+                &[1.0, 100.0, 1e3, 1e4, 1e5, 1e7, 1e8, 1e9],
+            )?,
+            pending,
+            received_frames: histogram(
+                "prometheus_store_received_frames",
+                "Number of frames received per streamed response.",
+                &[10.0, 100.0, 1e3, 1e4, 1e5],
+            )?,
+        })
+    }
+}
+
+impl StoreMetrics {
+    /// Counts one `Series` call in flight until dropped.
+    pub fn in_flight(&self) -> InFlight<'_> {
+        self.pending.inc();
+        InFlight(&self.pending)
+    }
+
+    /// Counts the frames of one streamed answer, observed when dropped.
+    pub fn frames(&self) -> Frames<'_> {
+        Frames {
+            histogram: &self.received_frames,
+            count: 0,
+        }
+    }
+}
+
+pub struct InFlight<'a>(&'a IntGauge);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+pub struct Frames<'a> {
+    histogram: &'a Histogram,
+    pub count: u64,
+}
+
+impl Drop for Frames<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.count as f64);
     }
 }
 
@@ -122,31 +210,37 @@ impl Workers {
 pub struct Services {
     store: Arc<Store>,
     workers: Workers,
+    metrics: Arc<GrpcMetrics>,
 }
 
 impl Services {
-    pub fn new(store: Arc<Store>, workers: Workers) -> Self {
-        Services { store, workers }
+    pub fn new(store: Arc<Store>, workers: Workers, metrics: Arc<GrpcMetrics>) -> Self {
+        Services {
+            store,
+            workers,
+            metrics,
+        }
     }
 
     /// Runs `work` on a worker and answers the unary call with its result.
     fn unary<Resp: Send + 'static>(
         &self,
         ctx: &RpcContext,
+        method: Method,
         name: &str,
         sink: UnarySink<Resp>,
         work: impl FnOnce(&Store) -> Result<Resp, RpcStatus> + Send + 'static,
     ) {
+        let call = self.metrics.start(method);
         let (tx, rx) = oneshot::channel();
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         let spawned = self.workers.spawn(name, move || {
-            let _ = tx.send(work(&store));
+            let _ = tx.send(recover(&metrics, || work(&store)));
         });
         if let Err(e) = spawned {
-            ctx.spawn(fail_unary(
-                sink,
-                internal(format!("starting a worker: {e}")),
-            ));
+            let status = internal(format!("starting a worker: {e}"));
+            ctx.spawn(reply(call, sink, Err(status)));
             return;
         }
         ctx.spawn(async move {
@@ -154,13 +248,7 @@ impl Services {
                 Ok(result) => result,
                 Err(_) => Err(internal("worker ended without an answer".into())),
             };
-            let sent = match result {
-                Ok(resp) => sink.success(resp).await,
-                Err(status) => sink.fail(status).await,
-            };
-            if let Err(e) = sent {
-                log::debug!(err = e.to_string().as_str(); "answering a gRPC call failed");
-            }
+            reply(call, sink, result).await;
         });
     }
 
@@ -171,6 +259,7 @@ impl Services {
     pub(crate) fn stream<Resp: Send + 'static>(
         &self,
         ctx: &RpcContext,
+        method: Method,
         name: &str,
         queue: usize,
         mut sink: ServerStreamingSink<Resp>,
@@ -178,53 +267,96 @@ impl Services {
             + Send
             + 'static,
     ) {
+        let call = self.metrics.start(method);
         let (tx, mut rx) = mpsc::channel::<Result<Resp, RpcStatus>>(queue);
         let store = self.store.clone();
+        let metrics = self.metrics.clone();
         let spawned = self.workers.spawn(name, move || {
             let mut frames = tx.clone();
             let mut out = |resp: Resp| -> Result<(), RpcStatus> {
                 futures::executor::block_on(frames.send(Ok(resp)))
                     .map_err(|_| RpcStatus::new(RpcStatusCode::CANCELLED))
             };
-            let result = work(&store, &mut out);
+            let result = recover(&metrics, || work(&store, &mut out));
             if let Err(status) = result {
                 let mut tx = tx;
                 let _ = futures::executor::block_on(tx.send(Err(status)));
             }
         });
         if let Err(e) = spawned {
+            call.finish(RpcStatusCode::INTERNAL);
             ctx.spawn(async move {
                 let _ = sink.fail(internal(format!("starting a worker: {e}"))).await;
             });
             return;
         }
         ctx.spawn(async move {
-            while let Some(item) = rx.next().await {
-                match item {
-                    Ok(resp) => {
+            let code = loop {
+                match rx.next().await {
+                    Some(Ok(resp)) => {
                         if let Err(e) = sink.send((resp, WriteFlags::default())).await {
                             // The client went away; dropping `rx` stops the worker.
                             log::debug!(err = e.to_string().as_str(); "streaming client gone");
-                            return;
+                            break RpcStatusCode::CANCELLED;
                         }
+                        call.sent();
                     }
-                    Err(status) => {
+                    Some(Err(status)) => {
+                        let code = status.code();
                         let _ = sink.fail(status).await;
-                        return;
+                        break code;
+                    }
+                    None => {
+                        let _ = sink.close().await;
+                        break RpcStatusCode::OK;
                     }
                 }
-            }
-            let _ = sink.close().await;
+            };
+            call.finish(code);
         });
     }
 }
 
-fn internal(message: String) -> RpcStatus {
-    RpcStatus::with_message(RpcStatusCode::INTERNAL, message)
+/// Answers a unary call: counts it as Thanos' interceptors do (the response
+/// is a message sent once the handler succeeded), then writes it.
+async fn reply<T>(call: Call, sink: UnarySink<T>, result: Result<T, RpcStatus>) {
+    let sent = match result {
+        Ok(resp) => {
+            call.sent();
+            call.finish(RpcStatusCode::OK);
+            sink.success(resp).await
+        }
+        Err(status) => {
+            call.finish(status.code());
+            sink.fail(status).await
+        }
+    };
+    if let Err(e) = sent {
+        log::debug!(err = e.to_string().as_str(); "answering a gRPC call failed");
+    }
 }
 
-async fn fail_unary<T>(sink: UnarySink<T>, status: RpcStatus) {
-    let _ = sink.fail(status).await;
+/// Runs a handler's work; a panic in it becomes an Internal status carrying
+/// the panic's message and is counted, as Thanos' recovery interceptor does,
+/// instead of ending the call without an answer.
+fn recover<T>(
+    metrics: &GrpcMetrics,
+    work: impl FnOnce() -> Result<T, RpcStatus>,
+) -> Result<T, RpcStatus> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
+        metrics.panic_recovered();
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".to_string());
+        log::error!(panic = message.as_str(); "recovered from panic");
+        Err(internal(message))
+    })
+}
+
+fn internal(message: String) -> RpcStatus {
+    RpcStatus::with_message(RpcStatusCode::INTERNAL, message)
 }
 
 impl services::Store for Services {
@@ -235,13 +367,8 @@ impl services::Store for Services {
         sink: UnarySink<store::InfoResponse>,
     ) {
         // Cheap and non-blocking: answered on the completion queue.
-        let result = legacy_info(&self.store.metadata);
-        ctx.spawn(async move {
-            let _ = match result {
-                Ok(resp) => sink.success(resp).await,
-                Err(status) => sink.fail(status).await,
-            };
-        });
+        let call = self.metrics.start(grpc_metrics::STORE_INFO);
+        ctx.spawn(reply(call, sink, legacy_info(&self.store.metadata)));
     }
 
     fn series(
@@ -252,6 +379,7 @@ impl services::Store for Services {
     ) {
         self.stream(
             &ctx,
+            grpc_metrics::STORE_SERIES,
             "store-series",
             SERIES_QUEUE,
             sink,
@@ -265,9 +393,13 @@ impl services::Store for Services {
         req: store::LabelNamesRequest,
         sink: UnarySink<store::LabelNamesResponse>,
     ) {
-        self.unary(&ctx, "store-labels", sink, move |store| {
-            labels::label_names(store, &req)
-        });
+        self.unary(
+            &ctx,
+            grpc_metrics::STORE_LABEL_NAMES,
+            "store-labels",
+            sink,
+            move |store| labels::label_names(store, &req),
+        );
     }
 
     fn label_values(
@@ -276,9 +408,13 @@ impl services::Store for Services {
         req: store::LabelValuesRequest,
         sink: UnarySink<store::LabelValuesResponse>,
     ) {
-        self.unary(&ctx, "store-values", sink, move |store| {
-            labels::label_values(store, &req)
-        });
+        self.unary(
+            &ctx,
+            grpc_metrics::STORE_LABEL_VALUES,
+            "store-values",
+            sink,
+            move |store| labels::label_values(store, &req),
+        );
     }
 }
 
@@ -289,13 +425,8 @@ impl services::Info for Services {
         _req: info::InfoRequest,
         sink: UnarySink<info::InfoResponse>,
     ) {
-        let result = info_response(&self.store.metadata);
-        ctx.spawn(async move {
-            let _ = match result {
-                Ok(resp) => sink.success(resp).await,
-                Err(status) => sink.fail(status).await,
-            };
-        });
+        let call = self.metrics.start(grpc_metrics::INFO);
+        ctx.spawn(reply(call, sink, info_response(&self.store.metadata)));
     }
 }
 
@@ -303,6 +434,7 @@ impl services::Info for Services {
 #[derive(Clone)]
 pub struct Health {
     pub metadata: Arc<Metadata>,
+    pub metrics: Arc<GrpcMetrics>,
 }
 
 impl services::Health for Health {
@@ -313,6 +445,7 @@ impl services::Health for Health {
         sink: UnarySink<health::HealthCheckResponse>,
     ) {
         use health::health_check_response::ServingStatus;
+        let call = self.metrics.start(grpc_metrics::HEALTH_CHECK);
         let result = if req.service.is_empty() {
             let mut resp = health::HealthCheckResponse::new();
             resp.status = if self.metadata.is_ready() {
@@ -328,12 +461,7 @@ impl services::Health for Health {
                 "unknown service".into(),
             ))
         };
-        ctx.spawn(async move {
-            let _ = match result {
-                Ok(resp) => sink.success(resp).await,
-                Err(status) => sink.fail(status).await,
-            };
-        });
+        ctx.spawn(reply(call, sink, result));
     }
 }
 

@@ -57,6 +57,7 @@ pub fn series(
     }
     let min_time = req.min_time.max(store.metadata.min_time(now_ms()));
     let without: HashSet<String> = req.without_replica_labels.iter().cloned().collect();
+    let _pending = store.metrics.in_flight();
     let mut emitter = Emitter::new(store, req.response_batch_size, out);
     let result = if req.skip_chunks {
         series_without_chunks(
@@ -80,6 +81,11 @@ pub fn series(
         )
     };
     let result = result.and_then(|()| emitter.finish());
+    if result.is_ok() {
+        let metrics = &store.metrics;
+        metrics.series_requested.observe(emitter.series_sent as f64);
+        metrics.chunks_requested.observe(emitter.chunks_sent as f64);
+    }
     if let Err(status) = &result {
         if status.code() == RpcStatusCode::CANCELLED {
             log::debug!(series = emitter.series_sent; "Series client gone; stopped reading Prometheus");
@@ -154,11 +160,14 @@ fn series_with_chunks(
         let mut frames = FrameReader::new(resp.into_reader());
         let mut sorter = Sorter::new(mode);
         let mut emit = |s: store_types::Series| emitter.push(s);
+        // Every streamed answer counts its frames, however it ends.
+        let mut received = store.metrics.frames();
         loop {
             let frame = frames
                 .next_frame()
                 .map_err(|e| unknown(format!("next proto: {e}")))?;
             let Some(frame) = frame else { break };
+            received.count += 1;
             if frame.chunked_series.len() != 1 {
                 log::debug!(series = frame.chunked_series.len(); "remote-read frame does not hold exactly one series");
             }

@@ -7,6 +7,7 @@ mod cli;
 mod daemon;
 mod kubernetes;
 mod memory;
+mod observability;
 mod reloader;
 mod shipper;
 mod static_build;
