@@ -8,7 +8,9 @@
 //! cancelled and every worker thread is joined.
 
 pub mod metrics;
+pub mod request_log;
 mod tls;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +20,9 @@ use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, Ser
 use crate::flags::GrpcServerConfig;
 use crate::metadata::Metadata;
 use crate::proto::services;
-use crate::store::{Health, Services, Store, Workers};
+use crate::store::{Health, Services, Store};
 use metrics::GrpcMetrics;
+use workers::Workers;
 
 /// Completion-queue threads. One keeps a 1–2 core host's CPU for the work
 /// itself: handlers only hand calls to workers and move finished frames.

@@ -84,9 +84,16 @@ fn render(
     if let Some(name) = debug_name {
         pairs.push(("name".into(), name.into()));
     }
+    let mut attached = Vec::with_capacity(8);
+    let _ = record.key_values().visit(&mut Collect(&mut attached));
+    // A Thanos logger made with `log.With(logger, "service", …, "component",
+    // …)` writes those two before `msg`; ours are attached as key-values.
+    let (context, rest): (Vec<_>, Vec<_>) = attached
+        .into_iter()
+        .partition(|(k, _)| k == "service" || k == "component");
+    pairs.extend(context);
     pairs.push(("msg".into(), record.args().to_string()));
-    let mut collect = Collect(&mut pairs);
-    let _ = record.key_values().visit(&mut collect);
+    pairs.extend(rest);
 
     match format {
         LogFormat::Json => {
@@ -162,7 +169,7 @@ mod tests {
         assert_eq!(
             line(LogFormat::Logfmt),
             "ts=2026-01-02T03:04:05.123456789Z caller=heartbeat.rs:42 level=warn name=edge-1 \
-             msg=\"heartbeat failed\" err=\"connection refused\" component=http"
+             component=http msg=\"heartbeat failed\" err=\"connection refused\""
         );
     }
 

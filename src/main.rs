@@ -113,8 +113,11 @@ fn run(args: &flags::Args) -> Result<(), String> {
 
     // Registered now, like the rest: the gRPC server starts once Prometheus
     // is ready, but its methods' series exist from start-up, as in Thanos.
-    let grpc_metrics =
-        Arc::new(grpc::metrics::GrpcMetrics::new(&registry).map_err(|e| e.to_string())?);
+    // The request log (--request.logging-config) rides on the same calls.
+    let grpc_metrics = Arc::new(
+        grpc::metrics::GrpcMetrics::new(&registry, config.request_logging.clone())
+            .map_err(|e| e.to_string())?,
+    );
 
     // Capacity 16: a handful of signals and one event per component; the main
     // loop drains it at once, so senders never wait in practice.

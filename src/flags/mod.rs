@@ -96,7 +96,8 @@ pub struct Config {
     pub prometheus: PrometheusConfig,
     pub tsdb_path: PathBuf,
     pub reloader: ReloaderConfig,
-    pub request_logging: Option<RequestLogging>,
+    /// What `--request.logging-config` asks of gRPC calls; `None`: no request lines.
+    pub request_logging: Option<crate::grpc::request_log::RequestLog>,
     pub objstore: Option<objstore::Config>,
     pub shipper: ShipperConfig,
     pub store: StoreConfig,

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use crate::grpc::request_log::RequestLog;
+
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RequestLogging {
@@ -55,46 +57,71 @@ pub struct GrpcRule {
 }
 
 impl RequestLogging {
-    pub fn parse(yaml: &str) -> Result<Option<RequestLogging>, String> {
+    /// Decodes the YAML and resolves what it asks of gRPC calls, as Thanos'
+    /// `logging.NewGRPCOption` does: the global `options`, replaced whole by
+    /// `grpc.options` unless that is empty (no level, no decision); both
+    /// decisions off means no request logging (the level is not checked
+    /// then); else the level must be one of Thanos' four names, and
+    /// `log_start` needs `log_end`. The `http` section is accepted and
+    /// unused: the sidecar logs no HTTP requests, as in Thanos.
+    pub fn parse(yaml: &str) -> Result<Option<RequestLog>, String> {
         if yaml.trim().is_empty() {
             return Ok(None);
         }
-        let config: RequestLogging = serde_yaml::from_str(yaml)
-            .map_err(|e| format!("invalid request logging config: {e}"))?;
-        for (key, options) in [
-            ("options", &config.options),
-            ("http.options", &config.http.options),
-            ("grpc.options", &config.grpc.options),
-        ] {
-            options.validate(key)?;
+        let config: RequestLogging = serde_yaml::from_str(yaml).map_err(|e| {
+            format!(
+                "--request.logging-config: {}",
+                crate::logging::redact_quoted(&e.to_string())
+            )
+        })?;
+        let (key, options) = if config.grpc.options.is_empty() {
+            ("options", &config.options)
+        } else {
+            ("grpc.options", &config.grpc.options)
+        };
+        let err = |why: &str| Err(format!("--request.logging-config: {key}: {why}"));
+        if config.options.level.is_empty() && !config.options.decision.is_off() {
+            return Err("--request.logging-config: options: level field is empty".into());
         }
-        Ok(Some(config))
+        if options.level.is_empty() && !options.decision.is_off() {
+            return err("level field is empty");
+        }
+        if options.decision.is_off() {
+            return Ok(None);
+        }
+        if !matches!(
+            options.level.as_str(),
+            "INFO" | "DEBUG" | "ERROR" | "WARNING"
+        ) {
+            return err(&format!(
+                "the format of level is invalid. Expected INFO/DEBUG/ERROR/WARNING, got this {}",
+                options.level
+            ));
+        }
+        if options.decision.log_start && !options.decision.log_end {
+            return err("log decision combination is not supported");
+        }
+        Ok(Some(RequestLog {
+            log_start: options.decision.log_start,
+            methods: config
+                .grpc
+                .config
+                .iter()
+                .map(|rule| format!("/{}/{}", rule.service, rule.method))
+                .collect(),
+        }))
     }
 }
 
 impl Options {
-    fn validate(&self, key: &str) -> Result<(), String> {
-        let d = &self.decision;
-        if d.log_start && !d.log_end {
-            return Err(format!(
-                "request logging config: {key}.decision: log_start without log_end is not supported"
-            ));
-        }
-        if (d.log_start || d.log_end) && self.level.is_empty() {
-            return Err(format!(
-                "request logging config: {key}.level is required when a decision is enabled"
-            ));
-        }
-        if !matches!(
-            self.level.as_str(),
-            "" | "INFO" | "DEBUG" | "ERROR" | "WARNING"
-        ) {
-            return Err(format!(
-                "request logging config: {key}.level {:?} is not one of INFO, DEBUG, ERROR, WARNING",
-                self.level
-            ));
-        }
-        Ok(())
+    fn is_empty(&self) -> bool {
+        self.level.is_empty() && self.decision.is_off()
+    }
+}
+
+impl Decision {
+    fn is_off(&self) -> bool {
+        !self.log_start && !self.log_end
     }
 }
 
@@ -103,29 +130,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_thanos_example() {
+    fn resolves_as_thanos_does() {
         let yaml = "grpc:\n  config:\n  - service: thanos.Store\n    method: Series\n  options:\n    level: INFO\n    decision:\n      log_start: true\n      log_end: true\n";
-        let c = RequestLogging::parse(yaml).unwrap().unwrap();
-        assert_eq!(c.grpc.config[0].method, "Series");
+        let log = RequestLogging::parse(yaml).unwrap().unwrap();
+        assert_eq!(log.methods, vec!["/thanos.Store/Series".to_string()]);
+        assert!(log.log_start);
         assert_eq!(RequestLogging::parse("").unwrap(), None);
+        // Global options serve gRPC unless grpc.options says anything.
+        let global = "options: {level: ERROR, decision: {log_end: true}}\n";
+        let log = RequestLogging::parse(global).unwrap().unwrap();
+        assert!(!log.log_start && log.methods.is_empty());
+        let overridden =
+            "options: {level: ERROR, decision: {log_end: true}}\ngrpc: {options: {level: ERROR}}\n";
+        assert_eq!(RequestLogging::parse(overridden).unwrap(), None);
+        // Both decisions off: no logging, and the level is not looked at.
+        assert_eq!(
+            RequestLogging::parse("options: {level: BOGUS}\n").unwrap(),
+            None
+        );
+        // The http section is accepted and logs nothing; its options are not checked.
+        let http = "http: {options: {decision: {log_end: true}}, config: [{path: /metrics, port: 10902}]}\n";
+        assert_eq!(RequestLogging::parse(http).unwrap(), None);
     }
 
     #[test]
-    fn errors_name_the_key() {
-        for (yaml, needle) in [
-            ("grpc: {optins: {}}\n", "optins"),
-            ("options: {level: LOUD}\n", "options.level"),
+    fn errors_are_thanos_and_name_the_key() {
+        for (yaml, expected) in [
+            ("grpc: {optins: {}}\n", "unknown field `optins`"),
+            (
+                "options: {level: WARN, decision: {log_end: true}}\n",
+                "--request.logging-config: options: the format of level is invalid. Expected INFO/DEBUG/ERROR/WARNING, got this WARN",
+            ),
             (
                 "grpc: {options: {decision: {log_end: true}}}\n",
-                "grpc.options.level",
+                "--request.logging-config: grpc.options: level field is empty",
+            ),
+            (
+                "options: {decision: {log_end: true}}\n",
+                "--request.logging-config: options: level field is empty",
             ),
             (
                 "options: {level: INFO, decision: {log_start: true}}\n",
-                "log_start",
+                "--request.logging-config: options: log decision combination is not supported",
             ),
         ] {
             let err = RequestLogging::parse(yaml).unwrap_err();
-            assert!(err.contains(needle), "{yaml:?}: {err}");
+            assert!(err.contains(expected), "{yaml:?}: {err}");
         }
     }
 }

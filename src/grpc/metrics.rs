@@ -10,11 +10,16 @@
 //! data"); the health service, registered after it there, appears once
 //! called. A call costs one label lookup when it starts and one atomic add
 //! per message it sends.
+//!
+//! The request log (`request_log`) rides on the same [`Call`], so every path
+//! that counts a call also logs it when `--request.logging-config` asks.
 
 use std::time::Instant;
 
-use grpcio::RpcStatusCode;
+use grpcio::{RpcContext, RpcStatusCode};
 use prom::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+
+use super::request_log::{Entry, RequestLog};
 
 /// How a method streams, as go-grpc-middleware names it in `grpc_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +123,14 @@ pub struct GrpcMetrics {
     sent: IntCounterVec,
     handling: HistogramVec,
     panics: IntCounter,
+    request_log: Option<RequestLog>,
 }
 
 impl GrpcMetrics {
-    pub fn new(registry: &Registry) -> Result<GrpcMetrics, prom::Error> {
+    pub fn new(
+        registry: &Registry,
+        request_log: Option<RequestLog>,
+    ) -> Result<GrpcMetrics, prom::Error> {
         let labels = ["grpc_type", "grpc_service", "grpc_method"];
         let counter =
             |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prom::Error> {
@@ -171,6 +180,7 @@ impl GrpcMetrics {
                 registry.register(Box::new(counter.clone()))?;
                 counter
             },
+            request_log,
         };
         for m in INITIALIZED {
             let values = m.labels();
@@ -187,6 +197,13 @@ impl GrpcMetrics {
         Ok(metrics)
     }
 
+    /// A call of `method` arrived on `ctx`: counted, and logged if asked.
+    pub fn call(&self, method: Method, ctx: &RpcContext) -> Call {
+        let mut call = self.start(method);
+        call.log = self.request_log.as_ref().and_then(|l| l.begin(method, ctx));
+        call
+    }
+
     /// A call of `method` begins (its one request message has arrived).
     pub fn start(&self, method: Method) -> Call {
         let values = method.labels();
@@ -198,6 +215,7 @@ impl GrpcMetrics {
             sent: self.sent.with_label_values(&values),
             handling: self.handling.with_label_values(&values),
             start: Instant::now(),
+            log: None,
         }
     }
 
@@ -220,6 +238,7 @@ pub struct Call {
     sent: IntCounter,
     handling: Histogram,
     start: Instant,
+    log: Option<Entry>,
 }
 
 impl Call {
@@ -228,13 +247,17 @@ impl Call {
         self.sent.inc();
     }
 
-    /// The handler is done, with `code`.
-    pub fn finish(self, code: RpcStatusCode) {
+    /// The handler is done, with `code` (and the status message of a
+    /// failed call).
+    pub fn finish(self, code: RpcStatusCode, error: Option<&str>) {
         let [kind, service, name] = self.method.labels();
         self.handled
             .with_label_values(&[kind, service, name, code_name(code)])
             .inc();
         self.handling.observe(self.start.elapsed().as_secs_f64());
+        if let Some(entry) = self.log {
+            entry.finish(code, error);
+        }
     }
 }
 
@@ -268,7 +291,7 @@ mod tests {
     #[test]
     fn methods_exist_from_start_up_with_every_code_but_health() {
         let registry = Registry::new();
-        let _metrics = GrpcMetrics::new(&registry).unwrap();
+        let _metrics = GrpcMetrics::new(&registry, None).unwrap();
         let handled = registry
             .gather()
             .into_iter()
@@ -287,12 +310,12 @@ mod tests {
     #[test]
     fn a_call_counts_start_messages_code_and_latency() {
         let registry = Registry::new();
-        let metrics = GrpcMetrics::new(&registry).unwrap();
+        let metrics = GrpcMetrics::new(&registry, None).unwrap();
         let call = metrics.start(STORE_SERIES);
         call.sent();
         call.sent();
-        call.finish(RpcStatusCode::INVALID_ARGUMENT);
-        metrics.start(HEALTH_CHECK).finish(RpcStatusCode::OK);
+        call.finish(RpcStatusCode::INVALID_ARGUMENT, Some("bad matcher"));
+        metrics.start(HEALTH_CHECK).finish(RpcStatusCode::OK, None);
         let series = [("grpc_method", "Series"), ("grpc_type", "server_stream")];
         assert_eq!(
             value(&registry, "grpc_server_started_total", &series),

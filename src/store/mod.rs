@@ -14,8 +14,7 @@ pub mod series;
 pub mod sort;
 pub mod xor;
 
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
@@ -24,6 +23,7 @@ use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySin
 use prom::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
 use crate::grpc::metrics::{self as grpc_metrics, Call, GrpcMetrics, Method};
+use crate::grpc::workers::Workers;
 
 use crate::metadata::{Metadata, MAX_TIME};
 use crate::prometheus::Client;
@@ -174,37 +174,6 @@ impl Drop for Frames<'_> {
     }
 }
 
-/// Worker threads of in-flight calls. Finished ones are joined as new ones
-/// start; [`Workers::join_all`] joins the rest at shutdown.
-#[derive(Clone, Default)]
-pub struct Workers {
-    threads: Arc<Mutex<Vec<JoinHandle<()>>>>,
-}
-
-impl Workers {
-    fn spawn(&self, name: &str, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-        let handle = std::thread::Builder::new()
-            .name(name.to_string())
-            .spawn(f)?;
-        let mut threads = self.threads.lock().unwrap_or_else(|p| p.into_inner());
-        let (done, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
-        for t in done {
-            let _ = t.join();
-        }
-        *threads = running;
-        threads.push(handle);
-        Ok(())
-    }
-
-    /// Waits for every worker; they end once their client is gone.
-    pub fn join_all(&self) {
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
-    }
-}
-
 /// The gRPC services, cheap to clone (grpcio clones one per method).
 #[derive(Clone)]
 pub struct Services {
@@ -227,19 +196,18 @@ impl Services {
         &self,
         ctx: &RpcContext,
         method: Method,
-        name: &str,
+        name: &'static str,
         sink: UnarySink<Resp>,
         work: impl FnOnce(&Store) -> Result<Resp, RpcStatus> + Send + 'static,
     ) {
-        let call = self.metrics.start(method);
+        let call = self.metrics.call(method, ctx);
         let (tx, rx) = oneshot::channel();
         let store = self.store.clone();
         let metrics = self.metrics.clone();
         let spawned = self.workers.spawn(name, move || {
             let _ = tx.send(recover(&metrics, || work(&store)));
         });
-        if let Err(e) = spawned {
-            let status = internal(format!("starting a worker: {e}"));
+        if let Err(status) = spawned {
             ctx.spawn(reply(call, sink, Err(status)));
             return;
         }
@@ -260,14 +228,14 @@ impl Services {
         &self,
         ctx: &RpcContext,
         method: Method,
-        name: &str,
+        name: &'static str,
         queue: usize,
         mut sink: ServerStreamingSink<Resp>,
         work: impl FnOnce(&Store, &mut dyn FnMut(Resp) -> Result<(), RpcStatus>) -> Result<(), RpcStatus>
             + Send
             + 'static,
     ) {
-        let call = self.metrics.start(method);
+        let call = self.metrics.call(method, ctx);
         let (tx, mut rx) = mpsc::channel::<Result<Resp, RpcStatus>>(queue);
         let store = self.store.clone();
         let metrics = self.metrics.clone();
@@ -283,36 +251,37 @@ impl Services {
                 let _ = futures::executor::block_on(tx.send(Err(status)));
             }
         });
-        if let Err(e) = spawned {
-            call.finish(RpcStatusCode::INTERNAL);
+        if let Err(status) = spawned {
+            call.finish(status.code(), Some(status.message()));
             ctx.spawn(async move {
-                let _ = sink.fail(internal(format!("starting a worker: {e}"))).await;
+                let _ = sink.fail(status).await;
             });
             return;
         }
         ctx.spawn(async move {
-            let code = loop {
+            loop {
                 match rx.next().await {
                     Some(Ok(resp)) => {
                         if let Err(e) = sink.send((resp, WriteFlags::default())).await {
                             // The client went away; dropping `rx` stops the worker.
                             log::debug!(err = e.to_string().as_str(); "streaming client gone");
-                            break RpcStatusCode::CANCELLED;
+                            call.finish(RpcStatusCode::CANCELLED, Some(&e.to_string()));
+                            return;
                         }
                         call.sent();
                     }
                     Some(Err(status)) => {
-                        let code = status.code();
+                        call.finish(status.code(), Some(status.message()));
                         let _ = sink.fail(status).await;
-                        break code;
+                        return;
                     }
                     None => {
+                        call.finish(RpcStatusCode::OK, None);
                         let _ = sink.close().await;
-                        break RpcStatusCode::OK;
+                        return;
                     }
                 }
-            };
-            call.finish(code);
+            }
         });
     }
 }
@@ -323,11 +292,11 @@ async fn reply<T>(call: Call, sink: UnarySink<T>, result: Result<T, RpcStatus>) 
     let sent = match result {
         Ok(resp) => {
             call.sent();
-            call.finish(RpcStatusCode::OK);
+            call.finish(RpcStatusCode::OK, None);
             sink.success(resp).await
         }
         Err(status) => {
-            call.finish(status.code());
+            call.finish(status.code(), Some(status.message()));
             sink.fail(status).await
         }
     };
@@ -367,7 +336,7 @@ impl services::Store for Services {
         sink: UnarySink<store::InfoResponse>,
     ) {
         // Cheap and non-blocking: answered on the completion queue.
-        let call = self.metrics.start(grpc_metrics::STORE_INFO);
+        let call = self.metrics.call(grpc_metrics::STORE_INFO, &ctx);
         ctx.spawn(reply(call, sink, legacy_info(&self.store.metadata)));
     }
 
@@ -425,7 +394,7 @@ impl services::Info for Services {
         _req: info::InfoRequest,
         sink: UnarySink<info::InfoResponse>,
     ) {
-        let call = self.metrics.start(grpc_metrics::INFO);
+        let call = self.metrics.call(grpc_metrics::INFO, &ctx);
         ctx.spawn(reply(call, sink, info_response(&self.store.metadata)));
     }
 }
@@ -445,7 +414,7 @@ impl services::Health for Health {
         sink: UnarySink<health::HealthCheckResponse>,
     ) {
         use health::health_check_response::ServingStatus;
-        let call = self.metrics.start(grpc_metrics::HEALTH_CHECK);
+        let call = self.metrics.call(grpc_metrics::HEALTH_CHECK, &ctx);
         let result = if req.service.is_empty() {
             let mut resp = health::HealthCheckResponse::new();
             resp.status = if self.metadata.is_ready() {

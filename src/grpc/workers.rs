@@ -1,0 +1,256 @@
+//! The threads that do gRPC calls' blocking work (HTTP to Prometheus,
+//! decoding, sorting) while the completion queue only moves messages.
+//!
+//! A pool, not a thread per call: a thread that finished a call waits for
+//! the next one, so a steady querier load runs on a steady set of threads,
+//! and the memory of their stacks and allocator caches is a function of the
+//! calls in flight rather than churned with every call. Threads start when
+//! every running one is busy, up to [`MAX_WORKERS`]; beyond that calls wait
+//! in a queue of [`QUEUE`], and a call that finds the queue full is refused
+//! with ResourceExhausted. A thread idle for [`IDLE`] ends, so a burst's
+//! threads do not stay forever.
+//!
+//! Each thread is named after the call it runs (`store-series`,
+//! `api-rules`, ...) and `grpc-worker` while it waits, so `top -H` and
+//! `/proc/PID/task/*/comm` show what the sidecar is doing.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use grpcio::{RpcStatus, RpcStatusCode};
+
+/// Threads working at once: enough for a querier fleet on a small host;
+/// each costs its touched stack and allocator pages (~0.5 MB under load).
+pub const MAX_WORKERS: usize = 256;
+/// Calls waiting for a thread once all of them are busy.
+pub const QUEUE: usize = 1024;
+/// How long a thread waits for work before it ends.
+const IDLE: Duration = Duration::from_secs(60);
+/// How often a waiting thread looks at the shutdown flag.
+const POLL: Duration = Duration::from_millis(200);
+
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// Cheap to clone; every clone is the same pool.
+#[derive(Clone)]
+pub struct Workers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    // Capacity QUEUE: calls waiting for a busy pool (see the module doc).
+    sender: Sender<(&'static str, Job)>,
+    receiver: Receiver<(&'static str, Job)>,
+    /// Threads running, busy or not.
+    live: AtomicUsize,
+    /// Threads waiting for a job.
+    idle: AtomicUsize,
+    stopping: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
+        Workers {
+            shared: Arc::new(Shared {
+                sender,
+                receiver,
+                live: AtomicUsize::new(0),
+                idle: AtomicUsize::new(0),
+                stopping: AtomicBool::new(false),
+                threads: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+}
+
+impl Workers {
+    /// Runs `job` on a pool thread named `name` while it runs.
+    pub fn spawn(
+        &self,
+        name: &'static str,
+        job: impl FnOnce() + Send + 'static,
+    ) -> Result<(), RpcStatus> {
+        let shared = &self.shared;
+        match shared.sender.try_send((name, Box::new(job))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(RpcStatus::with_message(
+                    RpcStatusCode::RESOURCE_EXHAUSTED,
+                    format!(
+                        "too many calls in flight: {MAX_WORKERS} running and {QUEUE} waiting; try again later"
+                    ),
+                ))
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(RpcStatus::with_message(
+                    RpcStatusCode::UNAVAILABLE,
+                    "shutting down".into(),
+                ))
+            }
+        }
+        // A thread more while queued calls outnumber waiting threads (so a
+        // burst does not line up behind one idle thread).
+        if shared.receiver.len() > shared.idle.load(Ordering::Acquire) {
+            self.grow();
+        }
+        Ok(())
+    }
+
+    fn grow(&self) {
+        let shared = &self.shared;
+        let reserved = shared
+            .live
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_WORKERS).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return; // At the cap: the job waits for a busy thread.
+        }
+        let pool = self.shared.clone();
+        let started = std::thread::Builder::new()
+            .name("grpc-worker".into())
+            .spawn(move || work(&pool));
+        let mut threads = shared.threads.lock().unwrap_or_else(|p| p.into_inner());
+        // Join the threads that ended, so their handles do not pile up.
+        let (ended, running): (Vec<_>, Vec<_>) = threads.drain(..).partition(|t| t.is_finished());
+        for t in ended {
+            let _ = t.join();
+        }
+        *threads = running;
+        match started {
+            Ok(handle) => threads.push(handle),
+            Err(e) => {
+                shared.live.fetch_sub(1, Ordering::AcqRel);
+                log::error!(err = e.to_string().as_str(); "cannot start a gRPC worker thread");
+            }
+        }
+    }
+
+    /// Threads running now (busy or waiting).
+    pub fn threads(&self) -> usize {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Lets the queued calls finish, then joins every thread.
+    pub fn join_all(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let threads = std::mem::take(
+            &mut *self
+                .shared
+                .threads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+fn work(pool: &Shared) {
+    let mut waited = Duration::ZERO;
+    loop {
+        pool.idle.fetch_add(1, Ordering::AcqRel);
+        let next = pool.receiver.recv_timeout(POLL);
+        pool.idle.fetch_sub(1, Ordering::AcqRel);
+        match next {
+            Ok((name, job)) => {
+                waited = Duration::ZERO;
+                set_name(name);
+                // The calls' work catches its own panics (to answer the
+                // call); this keeps the thread should anything else panic.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                set_name("grpc-worker");
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                waited += POLL;
+                if pool.stopping.load(Ordering::Acquire) || waited >= IDLE {
+                    // Ending: take nothing queued with us.
+                    if let Ok((name, job)) = pool.receiver.try_recv() {
+                        set_name(name);
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        set_name("grpc-worker");
+                        continue;
+                    }
+                    break;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    pool.live.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The OS thread name (`comm`, at most 15 bytes) shown by `top -H`.
+fn set_name(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().take(15).filter(|b| *b != 0).collect();
+    bytes.push(0);
+    if let Ok(name) = std::ffi::CStr::from_bytes_with_nul(&bytes) {
+        let _ = rustix::thread::set_name(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn sequential_calls_reuse_one_thread() {
+        let workers = Workers::default();
+        let done = Arc::new(AtomicU32::new(0));
+        for _ in 0..200 {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let done = done.clone();
+            workers
+                .spawn("test-call", move || {
+                    done.fetch_add(1, Ordering::AcqRel);
+                    let _ = tx.send(());
+                })
+                .unwrap();
+            rx.recv().unwrap();
+        }
+        assert_eq!(done.load(Ordering::Acquire), 200);
+        assert!(workers.threads() <= 2, "{} threads", workers.threads());
+        workers.join_all();
+        assert_eq!(workers.threads(), 0);
+    }
+
+    #[test]
+    fn concurrent_calls_get_threads_up_to_the_cap_then_queue_then_are_refused() {
+        let workers = Workers::default();
+        let (release, hold) = crossbeam_channel::unbounded::<()>();
+        let mut accepted = 0;
+        let mut refused = None;
+        for _ in 0..(MAX_WORKERS + QUEUE + 1) {
+            let hold = hold.clone();
+            match workers.spawn("test-hold", move || {
+                let _ = hold.recv();
+            }) {
+                Ok(()) => accepted += 1,
+                Err(status) => {
+                    refused = Some(status);
+                    break;
+                }
+            }
+        }
+        let status = refused.expect("refused beyond the queue");
+        assert_eq!(status.code(), RpcStatusCode::RESOURCE_EXHAUSTED);
+        assert!(
+            (QUEUE..=MAX_WORKERS + QUEUE).contains(&accepted),
+            "{accepted}"
+        );
+        assert!(workers.threads() <= MAX_WORKERS);
+        drop(hold);
+        for _ in 0..accepted {
+            release.send(()).unwrap();
+        }
+        workers.join_all();
+        assert_eq!(workers.threads(), 0);
+    }
+}
