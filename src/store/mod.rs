@@ -502,3 +502,25 @@ pub fn legacy_info(metadata: &Metadata) -> Result<store::InfoResponse, RpcStatus
     resp.storeType = store::StoreType::SIDECAR.into();
     Ok(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_a_calls_work_is_answered_internal_and_counted() {
+        let registry = Registry::new();
+        let metrics = GrpcMetrics::new(&registry, None).unwrap();
+        let result: Result<(), RpcStatus> = recover(&metrics, || panic!("index out of bounds"));
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), RpcStatusCode::INTERNAL);
+        assert_eq!(status.message(), "index out of bounds");
+        let panics = registry
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == "grpc_req_panics_recovered_total")
+            .map(|f| f.get_metric()[0].get_counter().get_value());
+        assert_eq!(panics, Some(1.0));
+        assert_eq!(recover(&metrics, || Ok(7)).unwrap(), 7);
+    }
+}
