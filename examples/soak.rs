@@ -4,7 +4,7 @@
 //! for are `soak_gauge`'s (`scripts/bench-soak` writes them as a block over
 //! START_MS..END_MS), so every answer has the same size all run long.
 //!
-//! soak GRPC_ADDRESS CLIENTS SECONDS START_MS END_MS
+//! soak GRPC_ADDRESS CLIENTS SECONDS START_MS END_MS [all|series|labels]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +16,32 @@ use thanos_sidecar::proto::services::StoreClient;
 use thanos_sidecar::proto::store;
 use thanos_sidecar::store::cli::parse_selector;
 
+/// The first few failures, on stderr: what failed says more than a count.
+fn report(e: &grpcio::Error) {
+    static REPORTED: AtomicU64 = AtomicU64::new(0);
+    if REPORTED.fetch_add(1, Ordering::Relaxed) < 5 {
+        eprintln!("soak: call failed: {e}");
+    }
+}
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [grpc, clients, seconds, start, end] = args.as_slice() else {
-        return Err("usage: soak GRPC_ADDRESS CLIENTS SECONDS START_MS END_MS".into());
+    let (grpc, clients, seconds, start, end, mode) = match args.as_slice() {
+        [g, c, s, a, b] => (g, c, s, a, b, "all"),
+        [g, c, s, a, b, m] => (g, c, s, a, b, m.as_str()),
+        _ => {
+            return Err(
+                "usage: soak GRPC_ADDRESS CLIENTS SECONDS START_MS END_MS [all|series|labels]"
+                    .into(),
+            )
+        }
+    };
+    // Which calls the clients make, in turn: 0 Series, 1 LabelNames, 2 LabelValues.
+    let kinds: &'static [usize] = match mode {
+        "all" => &[0, 1, 2],
+        "series" => &[0],
+        "labels" => &[1, 2],
+        other => return Err(format!("mode {other:?}: all, series or labels")),
     };
     let clients: usize = clients.parse().map_err(|e| format!("CLIENTS: {e}"))?;
     let seconds: u64 = seconds.parse().map_err(|e| format!("SECONDS: {e}"))?;
@@ -48,32 +70,44 @@ fn main() -> Result<(), String> {
                 let mut i = n;
                 while Instant::now() < deadline {
                     i += 1;
-                    let ok = match i % 3 {
+                    let ok = match kinds[i % kinds.len()] {
                         0 => {
                             let mut req = store::SeriesRequest::new();
                             (req.min_time, req.max_time) = (start, end);
-                            req.matchers = selectors[i / 3 % selectors.len()].clone();
+                            req.matchers = selectors[i / kinds.len() % selectors.len()].clone();
                             match client.series_opt(&req, option()) {
                                 Ok(mut stream) => futures::executor::block_on(async {
                                     let mut ok = true;
                                     while let Some(frame) = stream.next().await {
-                                        ok &= frame.is_ok();
+                                        if let Err(e) = frame {
+                                            report(&e);
+                                            ok = false;
+                                        }
                                     }
                                     ok
                                 }),
-                                Err(_) => false,
+                                Err(e) => {
+                                    report(&e);
+                                    false
+                                }
                             }
                         }
                         1 => {
                             let mut req = store::LabelNamesRequest::new();
                             (req.start, req.end) = (start, end);
-                            client.label_names_opt(&req, option()).is_ok()
+                            client
+                                .label_names_opt(&req, option())
+                                .map_err(|e| report(&e))
+                                .is_ok()
                         }
                         _ => {
                             let mut req = store::LabelValuesRequest::new();
                             (req.start, req.end) = (start, end);
                             req.label = "__name__".into();
-                            client.label_values_opt(&req, option()).is_ok()
+                            client
+                                .label_values_opt(&req, option())
+                                .map_err(|e| report(&e))
+                                .is_ok()
                         }
                     };
                     calls.fetch_add(1, Ordering::Relaxed);
