@@ -78,23 +78,10 @@ fn argv(args: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Blocks in Prometheus' own TSDB (the operator's `/prometheus`) for the
-/// shipper to find: an hour of one series, two windows back.
+/// Prometheus with a block in its own TSDB (the operator's `/prometheus`)
+/// for the shipper to find.
 fn with_a_block(options: PrometheusOptions) -> Prometheus {
-    let mut prometheus = Prometheus::prepare(options);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let start = (now / 7200 - 2) * 7200;
-    let mut om = String::from("# TYPE k8s_up gauge\n");
-    for n in 0..240 {
-        om.push_str(&format!("k8s_up{{pod=\"p\"}} 1 {}\n", start + n * 15));
-    }
-    om.push_str("# EOF\n");
-    prometheus.create_blocks(&om);
-    prometheus.resume();
-    prometheus
+    Prometheus::start_with_gauge(options, "k8s_up", 1).0
 }
 
 /// Waits until the shipper file in `tsdb` lists a block that is in `bucket`.

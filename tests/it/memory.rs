@@ -45,24 +45,14 @@ struct Rig {
 }
 
 fn start() -> Rig {
-    let mut prometheus = Prometheus::prepare(PrometheusOptions {
-        scrape_self: false,
-        ..Default::default()
-    });
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let start = (now / 7200 - 2) * 7200;
-    let mut om = String::from("# TYPE mem_gauge gauge\n");
-    for s in 0..5 {
-        for n in 0..240 {
-            om.push_str(&format!("mem_gauge{{s=\"{s}\"}} {n} {}\n", start + n * 15));
-        }
-    }
-    om.push_str("# EOF\n");
-    prometheus.create_blocks(&om);
-    prometheus.resume();
+    let (prometheus, start) = Prometheus::start_with_gauge(
+        PrometheusOptions {
+            scrape_self: false,
+            ..Default::default()
+        },
+        "mem_gauge",
+        5,
+    );
     let sidecar = Sidecar::start(&[
         format!("--prometheus.url={}", prometheus.url()),
         "--prometheus.get_config_interval=500ms".into(),

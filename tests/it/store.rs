@@ -11,7 +11,9 @@ use thanos_sidecar::proto::{health, info, store, store_types};
 use thanos_sidecar::store::xor;
 
 use crate::support::grpc::collect;
-use crate::support::{http_get, wait_for, Prometheus, PrometheusOptions, Sidecar, ThanosQuery};
+use crate::support::{
+    http_get, url_escape, wait_for, Prometheus, PrometheusOptions, Sidecar, ThanosQuery,
+};
 
 /// Start of the generated data, whole seconds: four hours ago, aligned.
 fn data_start() -> i64 {
@@ -252,17 +254,6 @@ fn prometheus_samples(
         out.insert(labels.into_iter().collect(), samples);
     }
     out
-}
-
-fn url_escape(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn same_samples(a: &[(i64, f64)], b: &[(i64, f64)]) -> bool {

@@ -43,6 +43,18 @@ pub fn http_get(url: &str) -> (u16, String) {
     }
 }
 
+/// Percent-encodes everything but unreserved characters (a PromQL query in a URL).
+pub fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.
 pub fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;

@@ -85,6 +85,32 @@ impl Prometheus {
         self.dir.path().join("data")
     }
 
+    /// Starts Prometheus with a block (promtool) of `series` series of the
+    /// gauge `name{s="0"…}`, a sample every 15 s for an hour, in the 2 h
+    /// window two windows back; returns it and that window's start (s).
+    pub fn start_with_gauge(
+        options: PrometheusOptions,
+        name: &str,
+        series: usize,
+    ) -> (Prometheus, i64) {
+        let mut prometheus = Prometheus::prepare(options);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let start = (now / 7200 - 2) * 7200;
+        let mut om = format!("# TYPE {name} gauge\n");
+        for s in 0..series {
+            for n in 0..240 {
+                om.push_str(&format!("{name}{{s=\"{s}\"}} {n} {}\n", start + n * 15));
+            }
+        }
+        om.push_str("# EOF\n");
+        prometheus.create_blocks(&om);
+        prometheus.resume();
+        (prometheus, start)
+    }
+
     /// A scratch directory that lives as long as this Prometheus.
     pub fn dir(&self) -> &Path {
         self.dir.path()
