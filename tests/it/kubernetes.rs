@@ -20,10 +20,9 @@
 //! kube-thanos generates no sidecar arguments (it relies on the operator).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{CallOption, ChannelBuilder, ChannelCredentialsBuilder, EnvBuilder};
+use grpcio::{CallOption, ChannelCredentialsBuilder};
 use thanos_sidecar::proto::info;
 use thanos_sidecar::proto::services::InfoClient;
 
@@ -45,13 +44,7 @@ fn start_ready(
         "{generator}: not ready with {argv:?}; log:\n{}",
         sidecar.log()
     );
-    let env = Arc::new(
-        EnvBuilder::new()
-            .cq_count(1)
-            .name_prefix("test-k8s")
-            .build(),
-    );
-    let builder = ChannelBuilder::new(env);
+    let builder = crate::support::grpc::builder("test-k8s");
     let builder = match tls {
         Some(ca) => builder.set_credentials(
             ChannelCredentialsBuilder::new()

@@ -7,10 +7,8 @@
 //! many calls, after a warm-up that fills every allocator cache. They run
 //! against the host build and, in `scripts/test`, the static musl binary.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder};
 use thanos_sidecar::proto::services::StoreClient;
 use thanos_sidecar::proto::{store, store_types};
 
@@ -62,13 +60,7 @@ fn start() -> Rig {
         "{}",
         sidecar.log()
     );
-    let env = Arc::new(
-        EnvBuilder::new()
-            .cq_count(1)
-            .name_prefix("test-mem")
-            .build(),
-    );
-    let channel = ChannelBuilder::new(env).connect(&format!("127.0.0.1:{}", sidecar.grpc_port));
+    let channel = crate::support::grpc::connect(sidecar.grpc_port, "test-mem");
     Rig {
         _prometheus: prometheus,
         sidecar,

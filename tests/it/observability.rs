@@ -4,10 +4,8 @@
 //! alerts answered by a real Prometheus scraping the sidecar.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder};
 use thanos_sidecar::proto::services::{HealthClient, InfoClient, StoreClient};
 use thanos_sidecar::proto::{health, info, store, store_types};
 
@@ -154,13 +152,7 @@ fn start() -> Rig {
         "{}",
         sidecar.log()
     );
-    let env = Arc::new(
-        EnvBuilder::new()
-            .cq_count(1)
-            .name_prefix("test-obs")
-            .build(),
-    );
-    let channel = ChannelBuilder::new(env).connect(&format!("127.0.0.1:{}", sidecar.grpc_port));
+    let channel = crate::support::grpc::connect(sidecar.grpc_port, "test-obs");
     Rig {
         prometheus,
         sidecar,
@@ -499,4 +491,230 @@ fn the_mixin_sidecar_dashboard_and_alerts_have_data() {
         empty.is_empty()
     });
     assert!(answered, "no data for: {empty:?}");
+}
+
+/// The sidecar's request lines (`started call`, `finished call`) for Info,
+/// LabelNames, a Series and a failing Series, under one request-logging
+/// config, log level and format.
+fn request_lines(prometheus: &Prometheus, config: &str, level: &str, format: &str) -> Vec<String> {
+    let sidecar = Sidecar::start(&[
+        format!("--prometheus.url={}", prometheus.url()),
+        format!("--request.logging-config={config}"),
+        format!("--log.level={level}"),
+        format!("--log.format={format}"),
+    ]);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(20)),
+        "{}",
+        sidecar.log()
+    );
+    let channel = crate::support::grpc::connect(sidecar.grpc_port, "test-rl");
+    let (store, info) = (StoreClient::new(channel.clone()), InfoClient::new(channel));
+    info.info(&info::InfoRequest::new()).expect("Info");
+    let mut names = store::LabelNamesRequest::new();
+    names.end = i64::MAX / 2;
+    store.label_names(&names).expect("LabelNames");
+    let mut m = store_types::LabelMatcher::new();
+    m.name = "job".into();
+    m.value = "prom".into();
+    let mut req = store::SeriesRequest::new();
+    (req.min_time, req.max_time) = (0, i64::MAX / 2);
+    req.matchers = vec![m.clone()];
+    collect(store.series(&req)).expect("Series");
+    m.type_ = protobuf::EnumOrUnknown::from_i32(2);
+    m.value = "(".into();
+    req.matchers = vec![m];
+    collect(store.series(&req)).expect_err("bad regex");
+    // The finish line of the last call is written once it has answered.
+    let calls = |log: &str| log.lines().filter(|l| l.contains("finished call")).count();
+    wait_for(Duration::from_secs(2), || calls(&sidecar.log()) >= 4);
+    sidecar
+        .log()
+        .lines()
+        .filter(|l| l.contains("started call") || l.contains("finished call"))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn request_logging_follows_the_config_as_thanos_does() {
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let both = "options: {level: INFO, decision: {log_start: true, log_end: true}}";
+    let end = "grpc: {options: {level: ERROR, decision: {log_start: false, log_end: true}}}";
+    let off = "options: {level: INFO, decision: {log_start: false, log_end: false}}";
+    let series_only = "grpc:\n  config:\n  - {service: thanos.Store, method: Series}\n  options: {level: DEBUG, decision: {log_end: true}}\n";
+
+    let lines = request_lines(&prometheus, both, "debug", "logfmt");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("msg=\"started call\""))
+            .count(),
+        4,
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("msg=\"finished call\""))
+            .count(),
+        4,
+        "{lines:#?}"
+    );
+    let info = lines
+        .iter()
+        .find(|l| l.contains("finished call") && l.contains("grpc.service=thanos.info.Info"))
+        .expect("Info's finish line");
+    // Thanos' keys, in Thanos' order.
+    let keys: Vec<&str> = info
+        .split(' ')
+        .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "ts",
+            "caller",
+            "level",
+            "service",
+            "component",
+            "msg",
+            "requestID",
+            "protocol",
+            "grpc.component",
+            "grpc.service",
+            "grpc.method",
+            "grpc.method_type",
+            "peer.address",
+            "grpc.start_time",
+            "grpc.code",
+            "grpc.time_ms"
+        ],
+        "{info}"
+    );
+    assert!(
+        info.contains("level=debug service=gRPC/server component=sidecar"),
+        "{info}"
+    );
+    assert!(
+        info.contains("grpc.method=Info grpc.method_type=unary peer.address=127.0.0.1:"),
+        "{info}"
+    );
+    let failed = lines
+        .iter()
+        .find(|l| l.contains("finished call") && l.contains("grpc.code=InvalidArgument"))
+        .expect("the failing Series' finish line");
+    assert!(
+        failed.contains("grpc.method_type=server_stream"),
+        "{failed}"
+    );
+    assert!(
+        failed.contains("grpc.error=\"rpc error: code = InvalidArgument desc = "),
+        "{failed}"
+    );
+
+    let lines = request_lines(&prometheus, end, "debug", "logfmt");
+    assert_eq!(lines.len(), 4, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("finished call")),
+        "{lines:#?}"
+    );
+
+    assert_eq!(
+        request_lines(&prometheus, off, "debug", "logfmt"),
+        Vec::<String>::new()
+    );
+    // Successful and InvalidArgument calls log at debug: nothing at info.
+    assert_eq!(
+        request_lines(&prometheus, both, "info", "logfmt"),
+        Vec::<String>::new()
+    );
+
+    let lines = request_lines(&prometheus, series_only, "debug", "logfmt");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines.iter().all(|l| l.contains("grpc.method=Series")),
+        "{lines:#?}"
+    );
+
+    let lines = request_lines(&prometheus, both, "debug", "json");
+    assert_eq!(lines.len(), 8, "{lines:#?}");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        assert_eq!(v["service"], "gRPC/server", "{line}");
+        assert_eq!(v["protocol"], "grpc", "{line}");
+        assert!(
+            v["grpc.time_ms"]
+                .as_str()
+                .is_some_and(|t| t.parse::<f64>().is_ok()),
+            "{line}"
+        );
+        assert!(
+            v["requestID"].as_str().is_some_and(|id| id.len() == 26),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn request_logging_shows_server_failures_at_error() {
+    let mut prometheus = Prometheus::start(PrometheusOptions::default());
+    let end = "options: {level: ERROR, decision: {log_end: true}}";
+    let sidecar = Sidecar::start(&[
+        format!("--prometheus.url={}", prometheus.url()),
+        format!("--request.logging-config={end}"),
+        "--prometheus.get_config_interval=30s".into(),
+    ]);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(20)),
+        "{}",
+        sidecar.log()
+    );
+    prometheus.stop();
+    let channel = crate::support::grpc::connect(sidecar.grpc_port, "test-rl");
+    let mut names = store::LabelNamesRequest::new();
+    names.end = i64::MAX / 2;
+    let err = StoreClient::new(channel)
+        .label_names(&names)
+        .expect_err("Prometheus is gone");
+    let has_line = |log: &str| log.lines().any(|l| l.contains("finished call"));
+    assert!(
+        wait_for(Duration::from_secs(2), || has_line(&sidecar.log())),
+        "{err}\n{}",
+        sidecar.log()
+    );
+    let log = sidecar.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("finished call"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("level=error service=gRPC/server component=sidecar"),
+        "{line}"
+    );
+    assert!(
+        line.contains("grpc.method=LabelNames grpc.method_type=unary"),
+        "{line}"
+    );
+    assert!(
+        line.contains("grpc.code=Internal grpc.error=\"rpc error: code = Internal desc = "),
+        "{line}"
+    );
+}
+
+#[test]
+fn request_logging_config_errors_exit_1_naming_the_key() {
+    let mut sidecar = Sidecar::spawn(
+        &["--request.logging-config=grpc: {options: {decision: {log_end: true}}}".into()],
+        &[],
+    );
+    let status = sidecar.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", sidecar.log());
+    assert!(
+        sidecar
+            .log()
+            .contains("--request.logging-config: grpc.options: level field is empty"),
+        "{}",
+        sidecar.log()
+    );
 }

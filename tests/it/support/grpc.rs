@@ -1,6 +1,22 @@
 //! gRPC client helpers shared by the tests of every service.
 
-use grpcio::{ClientSStreamReceiver, RpcStatus, RpcStatusCode};
+use std::sync::Arc;
+
+use grpcio::{
+    Channel, ChannelBuilder, ClientSStreamReceiver, EnvBuilder, RpcStatus, RpcStatusCode,
+};
+
+/// A channel builder on an environment of its own (one completion queue,
+/// threads named `name`), taking answers of any size.
+pub fn builder(name: &str) -> ChannelBuilder {
+    let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix(name).build());
+    ChannelBuilder::new(env).max_receive_message_len(i32::MAX)
+}
+
+/// A plaintext channel to a gRPC port on 127.0.0.1.
+pub fn connect(port: u16, name: &str) -> Channel {
+    builder(name).connect(&format!("127.0.0.1:{port}"))
+}
 
 /// Every frame of a server-streaming call, or the status it ended with.
 pub fn collect<T>(call: grpcio::Result<ClientSStreamReceiver<T>>) -> Result<Vec<T>, RpcStatus> {
