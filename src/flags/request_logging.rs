@@ -80,11 +80,13 @@ impl RequestLogging {
             ("grpc.options", &config.grpc.options)
         };
         let err = |why: &str| Err(format!("--request.logging-config: {key}: {why}"));
-        if config.options.level.is_empty() && !config.options.decision.is_off() {
-            return Err("--request.logging-config: options: level field is empty".into());
-        }
-        if options.level.is_empty() && !options.decision.is_off() {
-            return err("level field is empty");
+        // Thanos checks the global block first, then the one it uses.
+        for (block, o) in [("options", &config.options), (key, options)] {
+            if o.level.is_empty() && !o.decision.is_off() {
+                return Err(format!(
+                    "--request.logging-config: {block}: level field is empty"
+                ));
+            }
         }
         if options.decision.is_off() {
             return Ok(None);

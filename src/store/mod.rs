@@ -137,9 +137,7 @@ impl StoreMetrics {
             )?,
         })
     }
-}
 
-impl StoreMetrics {
     /// Counts one `Series` call in flight until dropped.
     pub fn in_flight(&self) -> InFlight<'_> {
         self.pending.inc();
