@@ -5,6 +5,12 @@
 //! site attached (`log::warn!(err:% = e; "...")`), so log pipelines built for
 //! Thanos keep parsing. journald gets no `ts` (the journal stamps each line)
 //! and a `<N>` syslog priority prefix, which systemd reads from stderr.
+//!
+//! No secret reaches a line: libraries log at warn and above only (ureq's
+//! and attohttpc's debug lines quote request URLs, userinfo included, which
+//! Thanos' libraries never print), and every line, ours and theirs, has the
+//! password of any `scheme://user:password@` URL replaced by `xxxxx`, as Go's
+//! `url.Redacted` writes it.
 
 use std::io::Write;
 
@@ -15,7 +21,8 @@ use crate::flags::LogFormat;
 pub fn init(level: log::LevelFilter, format: LogFormat, debug_name: Option<String>) {
     let mut builder = env_logger::Builder::new();
     builder
-        .filter_level(level)
+        .filter_level(level.min(log::LevelFilter::Warn))
+        .filter_module(env!("CARGO_CRATE_NAME"), level)
         .target(env_logger::Target::Stderr)
         .format(move |buf, record| {
             let line = render(record, format, debug_name.as_deref(), chrono::Utc::now());
@@ -46,6 +53,23 @@ pub fn redact_quoted(message: &str) -> String {
     match QUOTED.get_or_init(|| regex::Regex::new(r#"(string|value) "(?:[^"\\]|\\.)*""#).ok()) {
         Some(quoted) => quoted.replace_all(message, "$1 (redacted)").into_owned(),
         None => message.to_string(),
+    }
+}
+
+/// `scheme://user:password@host` with the password as `xxxxx`, wherever
+/// such a URL sits in the text.
+pub fn redact_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    static USERINFO: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+    if !text.contains("://") {
+        return text.into();
+    }
+    // RFC 3986 userinfo: no `/`, `?`, `#` or `@` inside; the password is
+    // what follows the first `:`.
+    match USERINFO.get_or_init(|| {
+        regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*):[^/?#@\s]*@").ok()
+    }) {
+        Some(userinfo) => userinfo.replace_all(text, "${1}:xxxxx@"),
+        None => text.into(),
     }
 }
 
@@ -94,6 +118,11 @@ fn render(
     pairs.extend(context);
     pairs.push(("msg".into(), record.args().to_string()));
     pairs.extend(rest);
+    for (_, value) in &mut pairs {
+        if let std::borrow::Cow::Owned(redacted) = redact_userinfo(value) {
+            *value = redacted;
+        }
+    }
 
     match format {
         LogFormat::Json => {
@@ -181,6 +210,27 @@ mod tests {
         assert_eq!(v["err"], "connection refused");
         assert_eq!(v["caller"], "heartbeat.rs:42");
         assert_eq!(v["ts"], "2026-01-02T03:04:05.123456789Z");
+    }
+
+    #[test]
+    fn url_passwords_are_redacted_in_message_and_values() {
+        let kvs: &[(&str, &str)] = &[("url", "https://u:s3cret@h:9090/x")];
+        let record = log::Record::builder()
+            .args(format_args!(
+                "sending request GET http://admin:pa55@127.0.0.1:9090/api?x=1 and ftp://only@h/"
+            ))
+            .level(log::Level::Debug)
+            .key_values(&kvs)
+            .build();
+        let l = render(&record, LogFormat::Logfmt, None, chrono::Utc::now());
+        assert!(!l.contains("s3cret") && !l.contains("pa55"), "{l}");
+        assert!(
+            l.contains("http://admin:xxxxx@127.0.0.1:9090/api?x=1"),
+            "{l}"
+        );
+        assert!(l.contains("https://u:xxxxx@h:9090/x"), "{l}");
+        assert!(l.contains("ftp://only@h/"), "{l}");
+        assert_eq!(redact_userinfo("no url: a:b@c"), "no url: a:b@c");
     }
 
     #[test]

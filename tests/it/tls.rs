@@ -599,14 +599,49 @@ fn secrets_stay_out_of_logs_metrics_and_help() {
     let mut down = fast(&format!("https://admin:{PASSWORD}@127.0.0.1:1"));
     down.insert(0, "--log.level=debug".into());
     let url_password = Sidecar::start(&down);
+    // The password in the URL of a Prometheus that is up: the HTTP client
+    // sends it as basic auth, and its debug lines quote the URL.
+    let mut up = debug("");
+    up[1] = format!(
+        "--prometheus.url=https://admin:{PASSWORD}@{}",
+        prometheus.url().trim_start_matches("https://")
+    );
+    let url_password_up = Sidecar::start(&up);
+    // An S3 key pair in the objstore config the shipper starts with.
+    let tsdb = tempfile::tempdir().unwrap();
+    let mut s3 = debug(&format!(
+        "basic_auth:\n  username: admin\n  password: {PASSWORD}\n"
+    ));
+    s3.push(format!("--tsdb.path={}", tsdb.path().display()));
+    s3.push(format!(
+        "--objstore.config=type: S3\nconfig:\n  bucket: b\n  endpoint: 127.0.0.1:1\n  insecure: true\n  access_key: AKIA{TOKEN}\n  secret_key: {TOKEN}\n"
+    ));
+    let s3_secret = Sidecar::start(&s3);
     assert!(
         with_password.wait_ready(Duration::from_secs(10)),
         "{}",
         with_password.log()
     );
+    assert!(
+        url_password_up.wait_ready(Duration::from_secs(10)),
+        "{}",
+        url_password_up.log()
+    );
+    assert!(
+        s3_secret.wait_ready(Duration::from_secs(10)),
+        "{}",
+        s3_secret.log()
+    );
     std::thread::sleep(Duration::from_secs(2));
 
-    for sidecar in [&with_password, &wrong_password, &with_token, &url_password] {
+    for sidecar in [
+        &with_password,
+        &wrong_password,
+        &with_token,
+        &url_password,
+        &url_password_up,
+        &s3_secret,
+    ] {
         let log = sidecar.log();
         let metrics = sidecar.get("/metrics").1;
         assert!(
