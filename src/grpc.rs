@@ -61,7 +61,7 @@ pub fn start(
     if !age.is_zero() && age.as_millis() < i32::MAX as u128 {
         args = args.raw_cfg_int(c"grpc.max_connection_age_ms".into(), age.as_millis() as i32);
     }
-    let workers = Workers::default();
+    let workers = Workers::new(config.max_workers, config.max_queued_calls);
     let services = Services::new(store, workers.clone(), metrics.clone());
     let mut server = ServerBuilder::new(env.clone())
         .channel_args(args.build_args())

@@ -2,14 +2,19 @@
 //!
 //! `/-/healthy` answers 200 while the process runs, `/-/ready` 200 only while
 //! the heartbeat says Prometheus is reachable (503 `NOT OK` otherwise), and
-//! `/metrics` exposes the registry every component registered into. One
-//! named thread serves requests one at a time: probes and scrapes are tiny,
-//! and a sidecar on a small host should not keep a pool of idle threads.
+//! `/metrics` exposes the registry every component registered into.
+//!
+//! Clients talk to `front`: a thread per connection that reads requests
+//! within deadlines and bounds, so no client can make another wait. It hands
+//! complete requests to tiny_http, where one named thread answers them one
+//! at a time: probes and scrapes are tiny, and a sidecar on a small host
+//! should not keep a pool of idle threads.
 //!
 //! With `--http.config` every request first passes the web config (basic
 //! auth, rate limit, extra headers; `web_config`), and a `tls_server_config`
 //! puts TLS in front (`tls`).
 
+mod front;
 pub mod process;
 mod tls;
 mod web_config;
@@ -28,8 +33,8 @@ use web_config::{Authenticator, Limiter, WebConfig};
 pub struct Handle {
     server: Arc<Server>,
     _thread: jod_thread::JoinHandle<()>,
-    /// The TLS listener, stopped after the request loop.
-    _tls: Option<tls::Front>,
+    /// The connections' front, stopped after the request loop.
+    _front: front::Front,
 }
 
 impl Drop for Handle {
@@ -54,19 +59,10 @@ pub fn spawn(
         None => None,
     };
     let use_tls = web.as_ref().is_some_and(WebConfig::tls_enabled);
-    let (server, front) = match (web_config, use_tls) {
-        (Some(path), true) => {
-            let (front, backend) = tls::listen(bind(address)?, path)?;
-            let server = Server::from_listener(backend, None)
-                .map_err(|e| format!("--http-address={address}: {e}"))?;
-            (server, Some(front))
-        }
-        _ => (
-            Server::from_listener(bind(address)?, None)
-                .map_err(|e| format!("--http-address={address}: {e}"))?,
-            None,
-        ),
-    };
+    let tls_config = web_config.filter(|_| use_tls);
+    let (front, backend) = front::listen(bind(address)?, tls_config)?;
+    let server = Server::from_listener(backend, None)
+        .map_err(|e| format!("--http-address={address}: {e}"))?;
     let server = Arc::new(server);
     let serving = server.clone();
     let probes = metadata.clone();
@@ -92,7 +88,7 @@ pub fn spawn(
     Ok(Handle {
         server,
         _thread: thread,
-        _tls: front,
+        _front: front,
     })
 }
 

@@ -151,6 +151,26 @@ pub struct SidecarArgs {
     )]
     pub grpc_server_max_connection_age: Duration,
 
+    /// gRPC calls worked on at once, each on a thread of a pool (not a Thanos flag: Go runs calls on goroutines); more calls wait in a queue.
+    #[argh(
+        option,
+        long = "grpc-server-max-workers",
+        arg_name = "N",
+        from_str_fn(at_least_one),
+        default = "256"
+    )]
+    pub grpc_server_max_workers: usize,
+
+    /// gRPC calls that may wait for a busy pool; a call beyond them is refused with ResourceExhausted (not a Thanos flag).
+    #[argh(
+        option,
+        long = "grpc-server-max-queued-calls",
+        arg_name = "N",
+        from_str_fn(at_least_one),
+        default = "1024"
+    )]
+    pub grpc_server_max_queued_calls: usize,
+
     /// time to wait after an interrupt received for GRPC Server (default: 2m).
     #[argh(
         option,
@@ -413,6 +433,13 @@ fn time_or_duration(s: &str) -> Result<TimeOrDuration, String> {
 
 fn go_uint(s: &str) -> Result<u64, String> {
     values::go_uint(s)
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match values::go_uint(s)? {
+        0 => Err("must be at least 1".into()),
+        n => usize::try_from(n).map_err(|_| format!("{n} is too large")),
+    }
 }
 
 fn go_int_via_float(s: &str) -> Result<i64, String> {

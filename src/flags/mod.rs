@@ -116,6 +116,9 @@ pub struct GrpcServerConfig {
     pub tls: Option<GrpcTls>,
     pub max_connection_age: Duration,
     pub grace_period: Duration,
+    /// Calls worked on at once, and calls waiting beyond them.
+    pub max_workers: usize,
+    pub max_queued_calls: usize,
 }
 
 #[derive(Debug)]
@@ -255,6 +258,8 @@ impl Config {
                 tls: grpc_tls(s)?,
                 max_connection_age: s.grpc_server_max_connection_age,
                 grace_period: s.grpc_grace_period,
+                max_workers: s.grpc_server_max_workers,
+                max_queued_calls: s.grpc_server_max_queued_calls,
             },
             prometheus: PrometheusConfig {
                 url: s.prometheus_url.clone(),

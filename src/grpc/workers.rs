@@ -5,9 +5,11 @@
 //! the next one, so a steady querier load runs on a steady set of threads,
 //! and the memory of their stacks and allocator caches is a function of the
 //! calls in flight rather than churned with every call. Threads start when
-//! every running one is busy, up to [`MAX_WORKERS`]; beyond that calls wait
-//! in a queue of [`QUEUE`], and a call that finds the queue full is refused
-//! with ResourceExhausted. A thread idle for [`IDLE`] ends, so a burst's
+//! every running one is busy, up to `--grpc-server-max-workers` (256);
+//! beyond that calls wait in a queue of `--grpc-server-max-queued-calls`
+//! (1024), and a call that finds the queue full is refused with
+//! ResourceExhausted, so a burst of thousands of calls (a misconfigured
+//! querier fleet) costs a bounded number of threads and their memory. A thread idle for [`IDLE`] ends, so a burst's
 //! threads do not stay forever.
 //!
 //! Each thread is named after the call it runs (`store-series`,
@@ -22,11 +24,6 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use grpcio::{RpcStatus, RpcStatusCode};
 
-/// Threads working at once: enough for a querier fleet on a small host;
-/// each costs its touched stack and allocator pages (~0.5 MB under load).
-pub const MAX_WORKERS: usize = 256;
-/// Calls waiting for a thread once all of them are busy.
-pub const QUEUE: usize = 1024;
 /// How long a thread waits for work before it ends.
 const IDLE: Duration = Duration::from_secs(60);
 /// How often a waiting thread looks at the shutdown flag.
@@ -41,9 +38,13 @@ pub struct Workers {
 }
 
 struct Shared {
-    // Capacity QUEUE: calls waiting for a busy pool (see the module doc).
+    // Capacity `--grpc-server-max-queued-calls`: calls waiting for a busy
+    // pool (see the module doc).
     sender: Sender<(&'static str, Job)>,
     receiver: Receiver<(&'static str, Job)>,
+    /// At most this many threads; each costs its touched stack and
+    /// allocator pages (~0.5 MB under load).
+    max_workers: usize,
     /// Threads running, busy or not.
     live: AtomicUsize,
     /// Threads waiting for a job.
@@ -52,13 +53,16 @@ struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-impl Default for Workers {
-    fn default() -> Self {
-        let (sender, receiver) = crossbeam_channel::bounded(QUEUE);
+impl Workers {
+    /// A pool of at most `max_workers` threads and `queue` waiting calls
+    /// (both at least 1, as the flags ensure).
+    pub fn new(max_workers: usize, queue: usize) -> Self {
+        let (sender, receiver) = crossbeam_channel::bounded(queue.max(1));
         Workers {
             shared: Arc::new(Shared {
                 sender,
                 receiver,
+                max_workers: max_workers.max(1),
                 live: AtomicUsize::new(0),
                 idle: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
@@ -66,9 +70,7 @@ impl Default for Workers {
             }),
         }
     }
-}
 
-impl Workers {
     /// Runs `job` on a pool thread named `name` while it runs.
     pub fn spawn(
         &self,
@@ -82,7 +84,9 @@ impl Workers {
                 return Err(RpcStatus::with_message(
                     RpcStatusCode::RESOURCE_EXHAUSTED,
                     format!(
-                        "too many calls in flight: {MAX_WORKERS} running and {QUEUE} waiting; try again later"
+                        "too many calls in flight: {} running and {} waiting (--grpc-server-max-workers, --grpc-server-max-queued-calls); try again later",
+                        shared.max_workers,
+                        shared.sender.capacity().unwrap_or(0)
                     ),
                 ))
             }
@@ -106,7 +110,7 @@ impl Workers {
         let reserved = shared
             .live
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_WORKERS).then_some(n + 1)
+                (n < shared.max_workers).then_some(n + 1)
             });
         if reserved.is_err() {
             return; // At the cap: the job waits for a busy thread.
@@ -202,7 +206,7 @@ mod tests {
 
     #[test]
     fn sequential_calls_reuse_one_thread() {
-        let workers = Workers::default();
+        let workers = Workers::new(256, 1024);
         let done = Arc::new(AtomicU32::new(0));
         for _ in 0..200 {
             let (tx, rx) = crossbeam_channel::bounded(1);
@@ -223,7 +227,9 @@ mod tests {
 
     #[test]
     fn concurrent_calls_get_threads_up_to_the_cap_then_queue_then_are_refused() {
-        let workers = Workers::default();
+        const MAX_WORKERS: usize = 8;
+        const QUEUE: usize = 16;
+        let workers = Workers::new(MAX_WORKERS, QUEUE);
         let (release, hold) = crossbeam_channel::unbounded::<()>();
         let mut accepted = 0;
         let mut refused = None;

@@ -5,6 +5,7 @@
 mod apis;
 mod cli;
 mod daemon;
+mod hostile;
 mod kubernetes;
 mod memory;
 mod observability;

@@ -898,3 +898,69 @@ fn store_cli_series_agrees_with_promtool_query_range() {
         assert!(same, "ours {o:?}, promtool {t:?}");
     }
 }
+
+/// CPU time the process has used, user and system, from /proc/<pid>/stat.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the `(comm)`, which may hold spaces: state is field 3,
+    // utime 14 and stime 15 (1-based), in clock ticks of 1/100 s on Linux.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse().unwrap())
+        .collect();
+    Duration::from_millis((fields[0] + fields[1]) * 10)
+}
+
+/// A querier may send any number of `without_replica_labels`: 30,000 of
+/// them (a 300 kB request) must cost about what one does, on every
+/// StoreAPI call that takes them.
+#[test]
+fn many_replica_labels_cost_little_cpu() {
+    let rig = start_rig(&[]);
+    let mut many: Vec<String> = (0..30_000).map(|i| format!("replica_{i:05}")).collect();
+    many.push("replica".into());
+    let pid = rig.sidecar.pid();
+
+    for skip_chunks in [false, true] {
+        let mut one = request(vec![matcher(RE, "__name__", "it_.*")]);
+        one.skip_chunks = skip_chunks;
+        one.without_replica_labels = vec!["replica".into()];
+        let expected = series_of(&frames(&rig, &one).unwrap());
+        assert_eq!(expected.len(), 220);
+        let mut req = one.clone();
+        req.without_replica_labels = many.clone();
+        let before = cpu_time(pid);
+        let got = series_of(&frames(&rig, &req).unwrap());
+        let used = cpu_time(pid) - before;
+        assert_eq!(got, expected, "skip_chunks={skip_chunks}");
+        assert!(
+            used < Duration::from_secs(1),
+            "Series (skip_chunks={skip_chunks}) used {used:?} of CPU"
+        );
+    }
+
+    let mut names = store::LabelNamesRequest::new();
+    names.start = data_start() * 1000;
+    names.end = (data_start() + HOURS * 3600) * 1000;
+    names.without_replica_labels = many.clone();
+    let before = cpu_time(pid);
+    let got = rig.store.label_names(&names).unwrap().names;
+    let used = cpu_time(pid) - before;
+    assert!(got.contains(&"cluster".to_string()), "{got:?}");
+    assert!(!got.contains(&"replica".to_string()), "{got:?}");
+    assert!(used < Duration::from_secs(1), "LabelNames used {used:?}");
+
+    let mut values = store::LabelValuesRequest::new();
+    values.label = "cluster".into();
+    values.start = names.start;
+    values.end = names.end;
+    values.without_replica_labels = many;
+    let before = cpu_time(pid);
+    let got = rig.store.label_values(&values).unwrap().values;
+    let used = cpu_time(pid) - before;
+    assert_eq!(got, vec!["test".to_string()]);
+    assert!(used < Duration::from_secs(1), "LabelValues used {used:?}");
+}
