@@ -22,6 +22,7 @@ pub mod shipper;
 pub mod signals;
 pub mod store;
 pub mod tls;
+pub mod yaml;
 
 /// What the threads tell the main loop.
 #[derive(Debug)]

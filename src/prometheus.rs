@@ -112,18 +112,14 @@ impl HttpClientConfig {
         if yaml.trim().is_empty() {
             return Ok(HttpClientConfig::default());
         }
-        let de = serde_yaml::Deserializer::from_str(yaml);
-        let config: HttpClientConfig = serde_ignored::deserialize(de, |path| {
-            warn(format!(
-                "unknown key {path} in the Prometheus HTTP client config is ignored"
-            ))
+        let config: HttpClientConfig = crate::yaml::decode(yaml, |de| {
+            serde_ignored::deserialize(de, |path| {
+                warn(format!(
+                    "unknown key {path} in the Prometheus HTTP client config is ignored"
+                ))
+            })
         })
-        .map_err(|e| {
-            format!(
-                "invalid Prometheus HTTP client config: {}",
-                crate::logging::redact_quoted(&e.to_string())
-            )
-        })?;
+        .map_err(|e| format!("invalid Prometheus HTTP client config: {e}"))?;
         config.validate()?;
         Ok(config)
     }
@@ -581,7 +577,7 @@ fn parse_external_labels(yaml: &str) -> Result<Labels, Error> {
         #[serde(default)]
         external_labels: Option<Labels>,
     }
-    let config: Config = serde_yaml::from_str(yaml)
+    let config: Config = crate::yaml::from_str(yaml)
         .map_err(|e| Error::Decode(format!("Prometheus config YAML: {e}")))?;
     Ok(config.global.external_labels.unwrap_or_default())
 }
@@ -935,6 +931,29 @@ mod tests {
         assert!(err.contains("tls_config.key_file"), "{err}");
         let err = HttpClientConfig::parse("basic_auth: [1]\n", |_| {}).unwrap_err();
         assert!(err.contains("basic_auth"), "{err}");
+    }
+
+    #[test]
+    fn http_client_config_wrong_types_name_the_key_path_and_line() {
+        for (yaml, expected) in [
+            (
+                "tls_config:\n  insecure_skip_verify: [true]\n",
+                "tls_config.insecure_skip_verify: invalid type: sequence, expected a boolean at line 2 column 25",
+            ),
+            (
+                "transport_config:\n  max_idle_conns: \"many\"\n",
+                "transport_config.max_idle_conns: invalid type: string (redacted), expected i64 at line 2 column 19",
+            ),
+        ] {
+            let err = HttpClientConfig::parse(yaml, |_| {}).unwrap_err();
+            assert!(err.contains(expected), "{yaml:?}: {err}");
+        }
+        let bomb = format!("tls_config: {}", "[".repeat(100_000));
+        let err = HttpClientConfig::parse(&bomb, |_| {}).unwrap_err();
+        assert!(
+            err.contains("YAML nested deeper than 128 levels at line 1"),
+            "{err}"
+        );
     }
 
     #[test]

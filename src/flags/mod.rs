@@ -213,39 +213,40 @@ impl Config {
                 g.auto_gomemlimit_ratio
             ));
         }
-        let tracing = path_or_content(
+        let (tracing, source) = path_or_content(
             "tracing.config",
             &g.tracing_config_file,
             &g.tracing_config,
             true,
         )?;
         if !tracing.trim().is_empty() {
-            serde_yaml::from_str::<serde_yaml::Value>(&tracing)
-                .map_err(|e| format!("invalid tracing config: {e}"))?;
+            crate::yaml::from_str::<serde_yaml::Value>(&tracing)
+                .map_err(|e| format!("{source}: invalid tracing config: {e}"))?;
             warn("tracing is not supported by this sidecar; the tracing config is ignored".into());
         }
 
-        let http_client = HttpClientConfig::parse(
-            &path_or_content(
-                "prometheus.http-client",
-                &s.prometheus_http_client_file,
-                &s.prometheus_http_client,
-                false,
-            )?,
-            &mut warn,
+        let (text, source) = path_or_content(
+            "prometheus.http-client",
+            &s.prometheus_http_client_file,
+            &s.prometheus_http_client,
+            false,
         )?;
-        let request_logging = RequestLogging::parse(&path_or_content(
+        let http_client =
+            HttpClientConfig::parse(&text, &mut warn).map_err(|e| format!("{source}: {e}"))?;
+        let (text, source) = path_or_content(
             "request.logging-config",
             &s.request_logging_config_file,
             &s.request_logging_config,
             true,
-        )?)?;
-        let objstore = objstore::Config::parse(&path_or_content(
+        )?;
+        let request_logging = RequestLogging::parse(&text).map_err(|e| format!("{source}: {e}"))?;
+        let (text, source) = path_or_content(
             "objstore.config",
             &s.objstore_config_file,
             &s.objstore_config,
             true,
-        )?)?;
+        )?;
+        let objstore = objstore::Config::parse(&text).map_err(|e| format!("{source}: {e}"))?;
 
         Ok(Config {
             http: HttpServerConfig {
@@ -311,24 +312,30 @@ fn non_empty(v: &Option<String>) -> Option<&str> {
     v.as_deref().filter(|s| !s.is_empty())
 }
 
-/// Thanos' path-or-content pairs (`--X-file` / `--X`): at most one, optionally env-substituted.
+/// Thanos' path-or-content pairs (`--X-file` / `--X`): at most one, optionally
+/// env-substituted. Returns the text and its source for errors to name:
+/// `--X-file=PATH` or `--X`.
 fn path_or_content(
     flag: &str,
     file: &Option<String>,
     content: &Option<String>,
     substitute: bool,
-) -> Result<String, String> {
-    let text = match (non_empty(file), non_empty(content)) {
+) -> Result<(String, String), String> {
+    let (text, source) = match (non_empty(file), non_empty(content)) {
         (Some(_), Some(_)) => return Err(format!("both {flag}-file and {flag} flags set.")),
-        (Some(path), None) => std::fs::read_to_string(path)
-            .map_err(|e| format!("--{flag}-file: cannot read {path}: {e}"))?,
-        (None, Some(content)) => content.to_string(),
-        (None, None) => return Ok(String::new()),
+        (Some(path), None) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("--{flag}-file: cannot read {path}: {e}"))?,
+            format!("--{flag}-file={path}"),
+        ),
+        (None, Some(content)) => (content.to_string(), format!("--{flag}")),
+        (None, None) => return Ok((String::new(), format!("--{flag}"))),
     };
     if !substitute {
-        return Ok(text);
+        return Ok((text, source));
     }
-    envsubst::expand(&text).map_err(|e| format!("--{flag}: {e}"))
+    let text = envsubst::expand(&text).map_err(|e| format!("{source}: {e}"))?;
+    Ok((text, source))
 }
 
 fn grpc_tls(s: &args::SidecarArgs) -> Result<Option<GrpcTls>, String> {
@@ -535,6 +542,48 @@ mod tests {
         );
         let err = config(&["sidecar", "--http-address=[::1:10902"]).unwrap_err();
         assert!(err.starts_with("--http-address=[::1:10902: "), "{err}");
+    }
+
+    /// Each YAML the flags bring in: its errors name the flag (and file),
+    /// the key path and the line.
+    #[test]
+    fn yaml_errors_name_the_source_key_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bucket.yml");
+        std::fs::write(&file, "type: S3\nconfig:\n  bucket: [a, b]\n").unwrap();
+        let file_flag = format!("--objstore.config-file={}", file.display());
+        let bomb = dir.path().join("bomb.yml");
+        std::fs::write(&bomb, format!("type: S3\nconfig: {}", "[".repeat(100_000))).unwrap();
+        let bomb_flag = format!("--objstore.config-file={}", bomb.display());
+        for (flag, expected) in [
+            (
+                file_flag.as_str(),
+                format!("{file_flag}: invalid objstore config for type S3: config.bucket: invalid type: sequence, expected a string at line 3 column 11"),
+            ),
+            (
+                bomb_flag.as_str(),
+                format!("{bomb_flag}: invalid objstore config: YAML nested deeper than 128 levels at line 2 column 136"),
+            ),
+            (
+                "--objstore.config=type: S3\nconfig: {insecure: \"yes\"}",
+                "--objstore.config: invalid objstore config for type S3: config.insecure: invalid type: string (redacted), expected a boolean at line 2 column 20".into(),
+            ),
+            (
+                "--tracing.config=type: [JAEGER]\nconfig: {",
+                "--tracing.config: invalid tracing config:".into(),
+            ),
+            (
+                "--prometheus.http-client=basic_auth:\n  username: [u]",
+                "--prometheus.http-client: invalid Prometheus HTTP client config: basic_auth.username: invalid type: sequence, expected a string at line 2 column 13".into(),
+            ),
+            (
+                "--request.logging-config=options: {level: [INFO]}",
+                "--request.logging-config: options.level: invalid type: sequence, expected a string at line 1 column 18".into(),
+            ),
+        ] {
+            let err = config(&["sidecar", flag]).unwrap_err();
+            assert!(err.starts_with(&expected), "{flag}: {err}");
+        }
     }
 
     #[test]

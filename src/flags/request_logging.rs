@@ -68,24 +68,17 @@ impl RequestLogging {
         if yaml.trim().is_empty() {
             return Ok(None);
         }
-        let config: RequestLogging = serde_yaml::from_str(yaml).map_err(|e| {
-            format!(
-                "--request.logging-config: {}",
-                crate::logging::redact_quoted(&e.to_string())
-            )
-        })?;
+        let config: RequestLogging = crate::yaml::from_str(yaml)?;
         let (key, options) = if config.grpc.options.is_empty() {
             ("options", &config.options)
         } else {
             ("grpc.options", &config.grpc.options)
         };
-        let err = |why: &str| Err(format!("--request.logging-config: {key}: {why}"));
+        let err = |why: &str| Err(format!("{key}: {why}"));
         // Thanos checks the global block first, then the one it uses.
         for (block, o) in [("options", &config.options), (key, options)] {
             if o.level.is_empty() && !o.decision.is_off() {
-                return Err(format!(
-                    "--request.logging-config: {block}: level field is empty"
-                ));
+                return Err(format!("{block}: level field is empty"));
             }
         }
         if options.decision.is_off() {
@@ -158,26 +151,46 @@ mod tests {
     #[test]
     fn errors_are_thanos_and_name_the_key() {
         for (yaml, expected) in [
-            ("grpc: {optins: {}}\n", "unknown field `optins`"),
+            (
+                "grpc: {optins: {}}\n",
+                "grpc: unknown field `optins`, expected `options` or `config` at line 1 column 8",
+            ),
+            (
+                "options:\n  decision: {log_end: \"yes\"}\n",
+                "options.decision.log_end: invalid type: string (redacted), expected a boolean at line 2 column 23",
+            ),
+            (
+                "grpc:\n  config:\n  - service: [a]\n",
+                "grpc.config[0].service: invalid type: sequence, expected a string at line 3 column 14",
+            ),
             (
                 "options: {level: WARN, decision: {log_end: true}}\n",
-                "--request.logging-config: options: the format of level is invalid. Expected INFO/DEBUG/ERROR/WARNING, got this WARN",
+                "options: the format of level is invalid. Expected INFO/DEBUG/ERROR/WARNING, got this WARN",
             ),
             (
                 "grpc: {options: {decision: {log_end: true}}}\n",
-                "--request.logging-config: grpc.options: level field is empty",
+                "grpc.options: level field is empty",
             ),
             (
                 "options: {decision: {log_end: true}}\n",
-                "--request.logging-config: options: level field is empty",
+                "options: level field is empty",
             ),
             (
                 "options: {level: INFO, decision: {log_start: true}}\n",
-                "--request.logging-config: options: log decision combination is not supported",
+                "options: log decision combination is not supported",
             ),
         ] {
             let err = RequestLogging::parse(yaml).unwrap_err();
             assert!(err.contains(expected), "{yaml:?}: {err}");
         }
+    }
+
+    #[test]
+    fn nesting_bomb_fails_fast() {
+        let err = RequestLogging::parse(&format!("grpc: {}", "{a: ".repeat(100_000))).unwrap_err();
+        assert!(
+            err.starts_with("YAML nested deeper than 128 levels at line 1"),
+            "{err}"
+        );
     }
 }

@@ -67,8 +67,29 @@ struct RawHttp {
 #[serde(deny_unknown_fields, default)]
 struct RawRateLimit {
     burst: Option<u32>,
-    /// A Go duration: a string (`1s`) or integer nanoseconds.
-    interval: Option<serde_yaml::Value>,
+    #[serde(deserialize_with = "go_duration_or_nanos")]
+    interval: Option<Duration>,
+}
+
+/// A Go duration as YAML gives it: a string (`1s`) or integer nanoseconds.
+/// Decoded here rather than after, so that errors keep serde_yaml's line.
+fn go_duration_or_nanos<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    struct GoDuration;
+    impl serde::de::Visitor<'_> for GoDuration {
+        type Value = Duration;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration (e.g. 1s) or integer nanoseconds")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Ok(Duration::from_nanos(n))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
+            crate::flags::go_duration(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(GoDuration).map(Some)
 }
 
 /// Headers a web config may set, with the values allowed (none: any value).
@@ -120,7 +141,7 @@ impl WebConfig {
         let raw: Raw = if text.trim().is_empty() {
             Raw::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| crate::logging::redact_quoted(&e.to_string()))?
+            crate::yaml::from_str(text)?
         };
         let mut headers = Vec::new();
         for (name, value) in raw.http_server_config.headers.unwrap_or_default() {
@@ -136,26 +157,14 @@ impl WebConfig {
             }
             headers.push((name, value));
         }
-        let rate_limit = match raw.rate_limit.interval {
-            None => None,
-            Some(interval) => {
-                let interval = match interval {
-                    serde_yaml::Value::Number(n) => Duration::from_nanos(
-                        n.as_u64()
-                            .ok_or_else(|| format!("rate_limit.interval: invalid duration {n}"))?,
-                    ),
-                    serde_yaml::Value::String(s) => crate::flags::go_duration(&s)
-                        .map_err(|e| format!("rate_limit.interval: {e}"))?,
-                    other => {
-                        return Err(format!("rate_limit.interval: invalid duration {other:?}"))
-                    }
-                };
-                (!interval.is_zero()).then_some(RateLimit {
-                    burst: raw.rate_limit.burst.unwrap_or(0),
-                    interval,
-                })
-            }
-        };
+        let rate_limit = raw
+            .rate_limit
+            .interval
+            .filter(|interval| !interval.is_zero())
+            .map(|interval| RateLimit {
+                burst: raw.rate_limit.burst.unwrap_or(0),
+                interval,
+            });
         let tls = raw.tls_server_config;
         if tls.client_allowed_sans.is_some() {
             return Err(
@@ -649,6 +658,36 @@ mod tests {
             assert!(err.contains(needle), "{yaml}: {err}");
             assert!(!err.contains("PRIVATE-secret"), "{err}");
         }
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_path_and_line() {
+        for (yaml, expected) in [
+            (
+                "basic_auth_users:\n  admin: [a]\n",
+                "basic_auth_users.admin: invalid type: sequence, expected a string at line 2 column 10",
+            ),
+            (
+                "tls_server_config:\n  cert_file: c\n  cipher_suites: \"TLS_AES_128_GCM_SHA256\"\n",
+                "tls_server_config.cipher_suites: invalid type: string (redacted), expected a sequence at line 3 column 18",
+            ),
+            (
+                "rate_limit:\n  interval: [1s]\n",
+                "rate_limit.interval: invalid type: sequence, expected a duration (e.g. 1s) or integer nanoseconds at line 2 column 13",
+            ),
+            (
+                "rate_limit:\n  interval: soon\n",
+                "rate_limit.interval: invalid duration \"soon\" (expected e.g. 30s, 1.5h, 1d2h) at line 2 column 13",
+            ),
+        ] {
+            let err = parse(yaml).unwrap_err();
+            assert!(err.contains(expected), "{yaml:?}: {err}");
+        }
+        let err = parse(&format!("http_server_config: {}", "[".repeat(100_000))).unwrap_err();
+        assert!(
+            err.contains("YAML nested deeper than 128 levels at line 1"),
+            "{err}"
+        );
     }
 
     #[test]

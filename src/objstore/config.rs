@@ -19,7 +19,7 @@ pub enum Backend {
     S3(Box<S3Config>),
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilesystemConfig {
     #[serde(default)]
@@ -148,15 +148,28 @@ fn model_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error>
     crate::flags::model_duration(&s).map_err(serde::de::Error::custom)
 }
 
+/// The top level, with `config` decoded as `C`: first as `IgnoredAny` to
+/// learn the type, then as that type's config, straight from the text so
+/// that errors keep the key path and line.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Raw {
+struct Raw<C> {
     #[serde(rename = "type")]
     kind: String,
-    #[serde(default)]
-    config: serde_yaml::Value,
+    #[serde(default = "Option::default")]
+    config: Option<C>,
     #[serde(default)]
     prefix: String,
+}
+
+impl<C: serde::de::DeserializeOwned> Raw<C> {
+    /// Thanos reads only the first YAML document; `None` when it is empty.
+    fn parse(yaml: &str) -> Result<Option<Raw<C>>, String> {
+        crate::yaml::decode(yaml, |mut docs| match docs.next() {
+            Some(doc) => Option::<Raw<C>>::deserialize(doc),
+            None => Ok(None),
+        })
+    }
 }
 
 /// Types Thanos knows but this sidecar does not implement.
@@ -174,35 +187,22 @@ const OTHER_THANOS_TYPES: [&str; 8] = [
 impl Config {
     /// Parses the (already env-substituted) YAML; `Ok(None)` when it is empty (uploads off).
     pub fn parse(yaml: &str) -> Result<Option<Config>, String> {
-        // Thanos reads only the first YAML document.
-        let Some(doc) = serde_yaml::Deserializer::from_str(yaml).next() else {
+        let Some(raw) = Raw::<serde::de::IgnoredAny>::parse(yaml)
+            .map_err(|e| format!("invalid objstore config: {e}"))?
+        else {
             return Ok(None);
         };
-        let value = serde_yaml::Value::deserialize(doc)
-            .map_err(|e| format!("invalid objstore config: {e}"))?;
-        if value.is_null() {
-            return Ok(None);
-        }
-        let raw: Raw =
-            serde_yaml::from_value(value).map_err(|e| format!("invalid objstore config: {e}"))?;
         let prefix = raw.prefix.trim_matches('/').to_string();
-        let config = if raw.config.is_null() {
-            serde_yaml::Value::Mapping(Default::default())
-        } else {
-            raw.config
-        };
         let backend = match raw.kind.to_ascii_uppercase().as_str() {
             "FILESYSTEM" => {
-                let fs: FilesystemConfig = serde_yaml::from_value(config)
-                    .map_err(|e| format!("invalid objstore config for type FILESYSTEM: config: {e}"))?;
+                let fs = typed::<FilesystemConfig>(yaml, "FILESYSTEM")?;
                 if fs.directory.as_os_str().is_empty() {
                     return Err("objstore config: missing directory for filesystem bucket (config.directory)".into());
                 }
                 Backend::Filesystem(fs)
             }
             "S3" => {
-                let s3: S3Config = serde_yaml::from_value(config)
-                    .map_err(|e| format!("invalid objstore config for type S3: config: {e}"))?;
+                let s3 = typed::<S3Config>(yaml, "S3")?;
                 s3.validate()?;
                 Backend::S3(Box::new(s3))
             }
@@ -232,6 +232,13 @@ impl Config {
             Backend::S3(s3) => s3.bucket.clone(),
         }
     }
+}
+
+/// The `config` block decoded as the type's config; absent or null is all defaults.
+fn typed<C: serde::de::DeserializeOwned + Default>(yaml: &str, kind: &str) -> Result<C, String> {
+    let raw = Raw::<C>::parse(yaml)
+        .map_err(|e| format!("invalid objstore config for type {kind}: {e}"))?;
+    Ok(raw.and_then(|r| r.config).unwrap_or_default())
 }
 
 impl S3Config {
@@ -358,12 +365,67 @@ mod tests {
         }
     }
 
+    /// Go's yaml.v2 says `line 3: cannot unmarshal !!seq into string`; the
+    /// key path and the line are what an operator needs to find the typo.
+    #[test]
+    fn wrong_types_name_the_key_path_and_line() {
+        let cases = [
+            (
+                "type: S3\nconfig:\n  endpoint: e\n  bucket: [a, b]\n",
+                "config.bucket: invalid type: sequence, expected a string at line 4 column 11",
+            ),
+            (
+                "type: S3\nconfig:\n  endpoint: e\n  insecure: \"yes\"\n",
+                "config.insecure: invalid type: string (redacted), expected a boolean at line 4 column 13",
+            ),
+            (
+                "type: s3\nconfig: {endpoint: e,\n  part_size: -5}\n",
+                "config.part_size: invalid type: integer `-5`, expected u64 at line 3 column 14",
+            ),
+            (
+                "type: S3\nconfig:\n  endpoint: e\n  http_config:\n    tls_config: {insecure_skip_verify: 1}\n",
+                "config.http_config.tls_config.insecure_skip_verify: invalid type: integer `1`, expected a boolean at line 5 column 40",
+            ),
+            (
+                "type: FILESYSTEM\nconfig:\n  directory: {a: b}\n",
+                "config.directory: invalid type: map",
+            ),
+            ("type: [S3]\n", "type: invalid type: sequence, expected a string at line 1 column 7"),
+        ];
+        for (yaml, needle) in cases {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn nesting_bombs_fail_fast() {
+        let flow = format!("type: S3\nconfig: {}", "[".repeat(100_000));
+        let block = format!(
+            "type: S3\nconfig:\n  bucket:\n    {}x\n",
+            "- ".repeat(100_000)
+        );
+        for yaml in [flow, block] {
+            let err = Config::parse(&yaml).unwrap_err();
+            assert!(
+                err.contains("YAML nested deeper than 128 levels at line"),
+                "{err}"
+            );
+        }
+    }
+
     #[test]
     fn empty_means_uploads_off_and_only_first_document_counts() {
         assert_eq!(Config::parse("").unwrap(), None);
         assert_eq!(Config::parse("# nothing\n").unwrap(), None);
+        assert_eq!(Config::parse("~\n").unwrap(), None);
         let c = Config::parse("type: FILESYSTEM\nconfig: {directory: /a}\n---\ntype: nonsense\n")
             .unwrap();
         assert!(c.is_some());
+        // No config block, or a null one, is all defaults.
+        for yaml in ["type: S3\n", "type: S3\nconfig:\n", "type: S3\nconfig: ~\n"] {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(err.contains("no s3 endpoint"), "{yaml:?}: {err}");
+        }
     }
 }

@@ -205,6 +205,35 @@ fn config_errors_exit_1_naming_the_key() {
     }
 }
 
+/// A wrong type names the file, the key path and the line; a nesting bomb
+/// is refused at once, naming the file (libyaml alone spends minutes on it).
+#[test]
+fn yaml_errors_exit_1_naming_the_file_key_and_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bucket = dir.path().join("bucket.yml");
+    std::fs::write(
+        &bucket,
+        "type: S3\nconfig:\n  endpoint: 127.0.0.1:9000\n  part_size: -5\n",
+    )
+    .expect("write bucket.yml");
+    let flag = format!("--objstore.config-file={}", bucket.display());
+    assert_fails(
+        &[&flag],
+        1,
+        &format!("{flag}: invalid objstore config for type S3: config.part_size: invalid type: integer `-5`, expected u64 at line 4 column 14"),
+    );
+
+    let bomb = dir.path().join("bomb.yml");
+    std::fs::write(&bomb, format!("type: S3\nconfig: {}", "[".repeat(100_000)))
+        .expect("write bomb.yml");
+    let flag = format!("--objstore.config-file={}", bomb.display());
+    assert_fails(
+        &[&flag],
+        1,
+        &format!("{flag}: invalid objstore config: YAML nested deeper than 128 levels at line 2"),
+    );
+}
+
 #[test]
 fn help_shows_thanos_spellings() {
     let out = run(&["sidecar", "--help"]);
