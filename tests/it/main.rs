@@ -6,6 +6,7 @@ mod apis;
 mod cli;
 mod daemon;
 mod kubernetes;
+mod matchers;
 mod memory;
 mod observability;
 mod reloader;
