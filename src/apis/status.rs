@@ -64,9 +64,16 @@ pub fn tsdb_statistics(
     let matchers = matchers::convert(&req.matchers)
         .map_err(|s| unknown(format!("failed to convert matchers: {}", s.message())))?;
     let external = store.metadata.external_labels();
-    let ours = matchers
-        .iter()
-        .all(|m| m.matches(external.get(&m.name).map_or("", String::as_str)));
+    let mut ours = true;
+    for m in &matchers {
+        if !m
+            .matches(external.get(&m.name).map_or("", String::as_str))
+            .map_err(unknown)?
+        {
+            ours = false;
+            break;
+        }
+    }
     let mut stats = TSDBStatistics::new();
     if ours {
         let entry = fetch(store, req.limit)?;

@@ -27,7 +27,7 @@ pub fn label_names(
     let mut resp = store::LabelNamesResponse::new();
     let matchers = matchers::convert(&req.matchers)?;
     let state = store.metadata.snapshot();
-    let Some(matchers) = matchers::strip_external(matchers, &state.external_labels) else {
+    let Some(matchers) = matchers::strip_external(matchers, &state.external_labels)? else {
         return Ok(resp);
     };
     let range = TimeRange {
@@ -88,7 +88,7 @@ pub fn label_values(
     }
     let matchers = matchers::convert(&req.matchers)?;
     let state = store.metadata.snapshot();
-    let Some(matchers) = matchers::strip_external(matchers, &state.external_labels) else {
+    let Some(matchers) = matchers::strip_external(matchers, &state.external_labels)? else {
         return Ok(resp);
     };
     let range = TimeRange {

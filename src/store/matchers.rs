@@ -1,11 +1,14 @@
 //! Request matchers: validated, checked against external labels, and rendered
 //! for Prometheus' remote read and its `match[]` parameter (contract §4.2, §2.2).
 
+use std::sync::OnceLock;
+
 use grpcio::{RpcStatus, RpcStatusCode};
 use regex::Regex;
 
 use crate::prometheus::Labels;
 use crate::proto::{prom_types, store_types};
+use crate::store::goregex::{self, GoRegex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -31,34 +34,56 @@ pub struct Matcher {
     pub op: Op,
     pub name: String,
     pub value: String,
-    /// Compiled for `=~`/`!~`, anchored at both ends with `.` matching
-    /// newlines, as Prometheus compiles them.
-    regex: Option<Regex>,
+    /// For `=~`/`!~`: the value checked and read as Go's regexp syntax,
+    /// which Prometheus uses.
+    regex: Option<LazyRegex>,
+}
+
+/// Compiled on first use: most matchers are only passed on to Prometheus,
+/// and only those on external labels are evaluated here.
+#[derive(Debug, Clone)]
+struct LazyRegex {
+    source: GoRegex,
+    compiled: OnceLock<Result<Regex, String>>,
 }
 
 impl Matcher {
+    /// Refuses a regex Go refuses, with Go's reason, before anything is
+    /// asked of Prometheus.
     pub fn new(op: Op, name: &str, value: &str) -> Result<Matcher, String> {
-        let regex = match op {
-            Op::Re | Op::Nre => {
-                Some(Regex::new(&format!("^(?s:{value})$")).map_err(|e| e.to_string())?)
-            }
-            Op::Eq | Op::Neq => None,
-        };
-        Ok(Matcher {
+        let mut m = Matcher {
             op,
             name: name.to_string(),
             value: value.to_string(),
-            regex,
-        })
+            regex: None,
+        };
+        if let Op::Re | Op::Nre = op {
+            let source =
+                goregex::translate(value).map_err(|e| format!("{}: {e}", m.to_promql()))?;
+            m.regex = Some(LazyRegex {
+                source,
+                compiled: OnceLock::new(),
+            });
+        }
+        Ok(m)
     }
 
-    pub fn matches(&self, value: &str) -> bool {
-        match (&self.op, &self.regex) {
-            (Op::Eq, _) => value == self.value,
-            (Op::Neq, _) => value != self.value,
-            (Op::Re, Some(re)) => re.is_match(value),
-            (Op::Nre, Some(re)) => !re.is_match(value),
-            (Op::Re | Op::Nre, None) => false,
+    /// Whether `value` satisfies the matcher, anchored at both ends with `.`
+    /// matching newlines as in Prometheus. An error only for a regex Go
+    /// accepts that is beyond the `regex` crate's limits (see `goregex`).
+    pub fn matches(&self, value: &str) -> Result<bool, String> {
+        let regex = match (&self.op, &self.regex) {
+            (Op::Eq, _) => return Ok(value == self.value),
+            (Op::Neq, _) => return Ok(value != self.value),
+            (Op::Re | Op::Nre, Some(regex)) => regex,
+            (Op::Re | Op::Nre, None) => return Ok(false),
+        };
+        match regex.compiled.get_or_init(|| regex.source.compile()) {
+            Ok(re) => Ok(re.is_match(value) == (self.op == Op::Re)),
+            Err(e) => Err(format!(
+                "{}: cannot evaluate the regex here: {e}",
+                self.to_promql()
+            )),
         }
     }
 
@@ -115,16 +140,19 @@ pub fn convert(matchers: &[store_types::LabelMatcher]) -> Result<Vec<Matcher>, R
 
 /// Drops matchers on external labels that the external value satisfies.
 /// `None` when one is not satisfied: this sidecar has nothing to answer.
-pub fn strip_external(matchers: Vec<Matcher>, external: &Labels) -> Option<Vec<Matcher>> {
+pub fn strip_external(
+    matchers: Vec<Matcher>,
+    external: &Labels,
+) -> Result<Option<Vec<Matcher>>, RpcStatus> {
     let mut kept = Vec::with_capacity(matchers.len());
     for m in matchers {
         match external.get(&m.name) {
-            Some(value) if m.matches(value) => {}
-            Some(_) => return None,
+            Some(value) if m.matches(value).map_err(invalid_argument)? => {}
+            Some(_) => return Ok(None),
             None => kept.push(m),
         }
     }
-    Some(kept)
+    Ok(Some(kept))
 }
 
 /// One `match[]` selector holding every matcher: `{a="1", b=~"x"}`.
@@ -185,13 +213,41 @@ mod tests {
     #[test]
     fn regexes_are_anchored_and_dot_matches_newline() {
         let m = Matcher::new(Op::Re, "a", "b.").unwrap();
-        assert!(m.matches("bc"));
-        assert!(m.matches("b\n"));
-        assert!(!m.matches("abc"));
-        assert!(!m.matches("bcd"));
+        assert_eq!(m.matches("bc"), Ok(true));
+        assert_eq!(m.matches("b\n"), Ok(true));
+        assert_eq!(m.matches("abc"), Ok(false));
+        assert_eq!(m.matches("bcd"), Ok(false));
         let m = Matcher::new(Op::Nre, "a", "b|c").unwrap();
-        assert!(m.matches("bc"));
-        assert!(!m.matches("c"));
+        assert_eq!(m.matches("bc"), Ok(true));
+        assert_eq!(m.matches("c"), Ok(false));
+        // Go's syntax, not the `regex` crate's.
+        let m = Matcher::new(Op::Re, "a", r"\Q.*\E|\0").unwrap();
+        assert_eq!(m.matches(".*"), Ok(true));
+        assert_eq!(m.matches("\0"), Ok(true));
+        assert_eq!(m.matches("x"), Ok(false));
+    }
+
+    #[test]
+    fn regexes_go_refuses_are_invalid_argument_naming_the_matcher() {
+        for (value, reason) in [
+            ("a**", "invalid nested repetition operator: `**`"),
+            ("a++", "invalid nested repetition operator: `++`"),
+            ("x{2}{3}", "invalid nested repetition operator: `{2}{3}`"),
+            ("a{1001}", "invalid repeat count: `{1001}`"),
+            ("(?x)a", "invalid or unsupported Perl syntax: `(?x`"),
+        ] {
+            let err = convert(&[pm(2, "name", value)]).unwrap_err();
+            assert_eq!(err.code(), RpcStatusCode::INVALID_ARGUMENT);
+            assert_eq!(
+                err.message(),
+                format!("name=~{}: error parsing regexp: {reason}", go_quote(value))
+            );
+        }
+        let err = convert(&[pm(3, "a-b", "(")]).unwrap_err();
+        assert_eq!(
+            err.message(),
+            r#""a-b"!~"(": error parsing regexp: missing closing ): `(`"#
+        );
     }
 
     #[test]
@@ -216,11 +272,14 @@ mod tests {
             Matcher::new(Op::Eq, "job", "x").unwrap(),
             Matcher::new(Op::Neq, "replica", "9").unwrap(),
         ];
-        let kept = strip_external(ms, &ext).unwrap();
+        let kept = strip_external(ms, &ext).unwrap().unwrap();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].name, "job");
         let ms = vec![Matcher::new(Op::Re, "cluster", "oth.*").unwrap()];
-        assert!(strip_external(ms, &ext).is_none());
+        assert!(strip_external(ms, &ext).unwrap().is_none());
+        // Go's syntax here too: `\Q…\E` is literal text.
+        let ms = vec![Matcher::new(Op::Re, "cluster", r"\Qte\E(?i:ST)").unwrap()];
+        assert_eq!(strip_external(ms, &ext).unwrap().unwrap().len(), 0);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! the services of [`crate::apis`] use too).
 
 pub mod cli;
+pub mod goregex;
 pub mod labels;
 pub mod matchers;
 pub mod remote_read;

@@ -47,7 +47,7 @@ pub fn series(
 ) -> Result<(), RpcStatus> {
     let matchers = matchers::convert(&req.matchers)?;
     let external = store.metadata.external_labels();
-    let Some(matchers) = matchers::strip_external(matchers, &external) else {
+    let Some(matchers) = matchers::strip_external(matchers, &external)? else {
         return Ok(());
     };
     if matchers.is_empty() {

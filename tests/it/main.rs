@@ -7,6 +7,7 @@ mod cli;
 mod daemon;
 mod hostile;
 mod kubernetes;
+mod matchers;
 mod memory;
 mod observability;
 mod reloader;
