@@ -73,9 +73,10 @@ fn waits_for_prometheus_then_becomes_ready() {
         Some(1.0)
     );
     assert!(
-        sidecar
-            .log()
-            .contains("msg=\"successfully loaded prometheus version\" version=2."),
+        sidecar.log().contains(&format!(
+            "msg=\"successfully loaded prometheus version\" version={}.",
+            crate::support::prometheus::major_version()
+        )),
         "{}",
         sidecar.log()
     );

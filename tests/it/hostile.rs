@@ -129,12 +129,15 @@ fn a_burst_of_series_calls_gets_bounded_threads_and_clear_refusals() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(exhausted.load(Ordering::Acquire), CALLS - workers - queued);
     assert_eq!(ok.load(Ordering::Acquire), 0, "Prometheus is stopped");
+    // A little slack: the probes' own HTTP connection threads come and go.
     assert!(
-        threads_held <= threads_before + workers as u64,
+        threads_held <= threads_before + workers as u64 + 8,
         "{threads_before} threads before, {threads_held} with the pool full"
     );
+    // Each busy worker: its stack and its allocator's caches (a glibc arena
+    // each in the debug build).
     assert!(
-        rss_held < rss_before + 64 * 1024,
+        rss_held < rss_before + (workers as u64 + 32) * 1024,
         "RSS {rss_before} kB before, {rss_held} kB with the pool full"
     );
     assert!(
@@ -209,6 +212,13 @@ fn probes_answer_while_slow_clients_hold_connections() {
         sidecar.log()
     );
 
+    let mut unloaded = Duration::ZERO;
+    for _ in 0..50 {
+        unloaded = unloaded
+            .max(probe(&sidecar, "/-/healthy"))
+            .max(probe(&sidecar, "/-/ready"));
+    }
+
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut holders = Vec::new();
     let dribble = |head: &'static str, then: &'static [u8]| {
@@ -255,9 +265,13 @@ fn probes_answer_while_slow_clients_hold_connections() {
             .max(probe(&sidecar, "/-/ready"));
     }
     stop.store(true, Ordering::Release);
+    // 100 ms, unless the machine is so loaded (the whole suite in parallel
+    // on two cores) that probes without any slow client took longer: a
+    // stalled probe waits for as long as the slow clients stay (seconds).
+    let limit = Duration::from_millis(100).max(unloaded * 3);
     assert!(
-        slowest < Duration::from_millis(100),
-        "slowest probe {slowest:?}"
+        slowest < limit,
+        "slowest probe {slowest:?}; {unloaded:?} without slow clients"
     );
     assert!(sidecar.ready());
     drop(stuck);

@@ -1,4 +1,6 @@
-//! A real Prometheus (the Debian package) with its own data dir and config.
+//! A real Prometheus with its own data dir and config: the Debian package
+//! (2.42), or the binary `PROMETHEUS_BIN` names (`scripts/test` runs the
+//! suite a second time with a Prometheus 3 that `scripts/setup` built).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -206,12 +208,11 @@ impl Prometheus {
             Some(name) => {
                 let link = self.dir.path().join(name);
                 if !link.exists() {
-                    std::os::unix::fs::symlink(find_in_path("prometheus"), &link)
-                        .expect("symlink prometheus");
+                    std::os::unix::fs::symlink(binary(), &link).expect("symlink prometheus");
                 }
                 Command::new(link)
             }
-            None => Command::new("prometheus"),
+            None => Command::new(binary()),
         };
         cmd.arg(format!("--config.file={}", self.config_path().display()))
             .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
@@ -260,6 +261,32 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The Prometheus the tests run: `PROMETHEUS_BIN`, else the one on PATH.
+pub fn binary() -> PathBuf {
+    match std::env::var_os("PROMETHEUS_BIN") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => find_in_path("prometheus"),
+    }
+}
+
+/// The major version of [`binary`]: 2 or 3.
+pub fn major_version() -> u32 {
+    static MAJOR: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let out = Command::new(binary())
+            .arg("--version")
+            .output()
+            .expect("run prometheus --version");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        text.split("version ")
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no version in {text:?}"))
+    })
 }
 
 fn find_in_path(program: &str) -> PathBuf {
