@@ -3,7 +3,10 @@
 //! At start it runs Thanos' start-up sequence (flags check when uploads are
 //! on, version, lowest timestamp and external labels), retrying until
 //! Prometheus answers, and refuses to go on when Prometheus has no external
-//! labels. Then, every `--prometheus.get_config_interval`, it refreshes the
+//! labels. A Prometheus in agent mode (no TSDB) is recognised by its flags:
+//! said once in the log and on `/metrics`, and the StoreAPI and the shipper
+//! stand down (Thanos does not notice, and its flags check then fails for
+//! ever). Then, every `--prometheus.get_config_interval`, it refreshes the
 //! lowest timestamp and the external labels. A failed beat marks the sidecar
 //! not ready; it never stops the daemon.
 
@@ -61,6 +64,14 @@ pub fn spawn(
     registry
         .register(Box::new(up.clone()))
         .map_err(std::io::Error::other)?;
+    let agent = IntGauge::new(
+        "thanos_sidecar_prometheus_agent_mode",
+        "1 when Prometheus runs in agent mode: it keeps no TSDB, so the StoreAPI and uploads are off.",
+    )
+    .map_err(std::io::Error::other)?;
+    registry
+        .register(Box::new(agent.clone()))
+        .map_err(std::io::Error::other)?;
     // Capacity 0: nothing is ever sent; dropping the sender is the stop signal.
     let (sender, inbox) = crossbeam_channel::bounded(0);
     let actor = Actor {
@@ -68,6 +79,7 @@ pub fn spawn(
         client,
         metadata,
         up,
+        agent,
         events,
         inbox,
     };
@@ -85,6 +97,7 @@ struct Actor {
     client: Client,
     metadata: Arc<Metadata>,
     up: IntGauge,
+    agent: IntGauge,
     events: Sender<Event>,
     inbox: Receiver<Never>,
 }
@@ -125,10 +138,21 @@ impl Actor {
     }
 
     fn start(&self) -> Result<(), Stopped> {
-        if let Some(check) = &self.config.upload_check {
-            self.retry("failed to validate prometheus flags", || {
+        let agent = match &self.config.upload_check {
+            Some(check) => self.retry("failed to validate prometheus flags", || {
                 self.check_flags(check)
-            })?;
+            })?,
+            None => self.retry("failed to fetch prometheus flags", || {
+                self.client
+                    .flags(self.config.timeout)
+                    .map(|flags| flags.is_some_and(|f| f.agent))
+                    .map_err(|e| Failure::Error(e.to_string()))
+            })?,
+        };
+        if agent {
+            log::warn!("Prometheus runs in agent mode: it keeps no TSDB, so StoreAPI calls are answered FailedPrecondition and no blocks are uploaded; the reloader, probes, Targets and Metadata APIs keep working");
+            self.agent.set(1);
+            self.metadata.set_agent_mode(true);
         }
         let version = self.retry("failed to fetch prometheus version", || {
             self.client
@@ -217,7 +241,8 @@ impl Actor {
 
     /// Thanos refuses to upload from a Prometheus that compacts its own blocks:
     /// a compacted block would be uploaded again and overlap the originals.
-    fn check_flags(&self, check: &UploadCheck) -> Result<(), Failure> {
+    /// `Ok(true)`: Prometheus runs in agent mode, with no blocks to check.
+    fn check_flags(&self, check: &UploadCheck) -> Result<bool, Failure> {
         let deadline = Instant::now() + self.config.timeout;
         let flags = loop {
             match self.client.flags(self.config.timeout) {
@@ -239,9 +264,13 @@ impl Actor {
         };
         let Some(flags) = flags else {
             log::warn!("Prometheus has no /api/v1/status/flags (too old); cannot validate its block durations");
-            return Ok(());
+            return Ok(false);
         };
-        validate_flags(&flags, check).map_err(Failure::Error)
+        if flags.agent {
+            return Ok(true);
+        }
+        validate_flags(&flags, check).map_err(Failure::Error)?;
+        Ok(false)
     }
 }
 

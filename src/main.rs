@@ -176,8 +176,10 @@ fn run(args: &flags::Args) -> Result<(), String> {
                         Ok(server) => grpc = Some(server),
                         Err(e) => break Err(e),
                     }
-                    // The shipper labels blocks with the external labels just loaded.
-                    if let Some(bucket) = &bucket {
+                    // The shipper labels blocks with the external labels just
+                    // loaded. Prometheus in agent mode writes none (the
+                    // heartbeat said so in the log).
+                    if let Some(bucket) = bucket.as_ref().filter(|_| !metadata.agent_mode()) {
                         match start_shipper(&config, bucket, &metadata, &registry, &events_sender) {
                             Ok(handle) => shipper = Some(handle),
                             Err(e) => break Err(e),

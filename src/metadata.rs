@@ -30,6 +30,8 @@ pub struct State {
     pub prometheus_version: String,
     /// Prometheus answered the last heartbeat and has external labels.
     pub ready: bool,
+    /// Prometheus runs in agent mode: no TSDB to read or upload.
+    pub agent_mode: bool,
 }
 
 impl Metadata {
@@ -83,6 +85,14 @@ impl Metadata {
             Some(lowest) => flag.max(lowest),
             None => flag,
         }
+    }
+
+    pub fn set_agent_mode(&self, agent: bool) {
+        self.lock().agent_mode = agent;
+    }
+
+    pub fn agent_mode(&self) -> bool {
+        self.lock().agent_mode
     }
 
     pub fn set_prometheus_version(&self, version: String) {

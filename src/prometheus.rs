@@ -192,6 +192,9 @@ pub struct Flags {
     pub min_block_duration: Duration,
     pub max_block_duration: Duration,
     pub delay_compact_file: String,
+    /// Prometheus runs in agent mode (`--agent` in 3.x, `--enable-feature=agent`
+    /// in 2.x): it scrapes and remote-writes, and keeps no TSDB.
+    pub agent: bool,
 }
 
 #[derive(Clone)]
@@ -360,6 +363,10 @@ impl Client {
             min_block_duration: duration("storage.tsdb.min-block-duration")?,
             max_block_duration: duration("storage.tsdb.max-block-duration")?,
             delay_compact_file: get("storage.tsdb.delay-compact-file.path").to_string(),
+            agent: get("agent") == "true"
+                || get("enable-feature")
+                    .split(',')
+                    .any(|f| f.trim() == "agent"),
         }))
     }
 

@@ -24,6 +24,7 @@ pub fn label_names(
     store: &Store,
     req: &store::LabelNamesRequest,
 ) -> Result<store::LabelNamesResponse, RpcStatus> {
+    super::refuse_in_agent_mode(&store.metadata)?;
     let mut resp = store::LabelNamesResponse::new();
     let matchers = matchers::convert(&req.matchers)?;
     let state = store.metadata.snapshot();
@@ -79,6 +80,7 @@ pub fn label_values(
     store: &Store,
     req: &store::LabelValuesRequest,
 ) -> Result<store::LabelValuesResponse, RpcStatus> {
+    super::refuse_in_agent_mode(&store.metadata)?;
     let mut resp = store::LabelValuesResponse::new();
     if req.label.is_empty() {
         return Err(invalid_argument("label name parameter cannot be empty"));

@@ -459,6 +459,13 @@ pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatu
     if !external.is_empty() {
         resp.label_sets.push(zset.clone());
     }
+    // In agent mode Prometheus answers only its targets and metadata; a
+    // querier asks a sidecar only for what its Info advertises.
+    if metadata.agent_mode() {
+        resp.metric_metadata = protobuf::MessageField::some(info::MetricMetadataInfo::new());
+        resp.targets = protobuf::MessageField::some(info::TargetsInfo::new());
+        return Ok(resp);
+    }
     let mut store = info::StoreInfo::new();
     store.min_time = min_time;
     store.max_time = MAX_TIME;
@@ -483,11 +490,23 @@ pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatu
     Ok(resp)
 }
 
+/// What StoreAPI calls get from a sidecar whose Prometheus runs in agent mode.
+pub(crate) fn refuse_in_agent_mode(metadata: &Metadata) -> Result<(), RpcStatus> {
+    if metadata.agent_mode() {
+        return Err(RpcStatus::with_message(
+            RpcStatusCode::FAILED_PRECONDITION,
+            "Prometheus runs in agent mode: it keeps no TSDB to query".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// The legacy `thanos.Store/Info` that queriers before v0.37 call.
 pub fn legacy_info(metadata: &Metadata) -> Result<store::InfoResponse, RpcStatus> {
     if !metadata.is_ready() {
         return Err(series::unknown("Not ready"));
     }
+    refuse_in_agent_mode(metadata)?;
     let external = metadata.external_labels();
     let mut resp = store::InfoResponse::new();
     resp.labels = label_set(&external);

@@ -45,6 +45,7 @@ pub fn series(
     req: store::SeriesRequest,
     out: &mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
 ) -> Result<(), RpcStatus> {
+    super::refuse_in_agent_mode(&store.metadata)?;
     let matchers = matchers::convert(&req.matchers)?;
     let external = store.metadata.external_labels();
     let Some(matchers) = matchers::strip_external(matchers, &external)? else {

@@ -430,3 +430,88 @@ fn sigterm_during_the_flags_check_stops_at_once() {
     let status = sidecar.wait_exit(Duration::from_secs(5));
     assert_eq!(status.and_then(|s| s.code()), Some(0), "{}", sidecar.log());
 }
+
+/// A Prometheus in agent mode keeps no TSDB. With uploads on, the Go
+/// sidecar's flags check fails for ever (Thanos issue #6606); this sidecar
+/// says once why it stands down, becomes ready (probes, reloader, Targets
+/// and Metadata work), advertises no StoreAPI, answers StoreAPI calls
+/// FailedPrecondition, and starts no shipper.
+#[test]
+fn agent_mode_prometheus_gets_probes_and_apis_but_no_store_or_uploads() {
+    use thanos_sidecar::proto::services::{InfoClient, StoreClient};
+    use thanos_sidecar::proto::{info, store};
+
+    let prometheus = Prometheus::start(PrometheusOptions {
+        agent: true,
+        ..PrometheusOptions::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = fast(&prometheus.url());
+    args.push(format!("--tsdb.path={}", prometheus.data_dir().display()));
+    args.push(filesystem_bucket(dir.path()));
+    let sidecar = Sidecar::start(&args);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(10)),
+        "{}",
+        sidecar.log()
+    );
+    assert_eq!(
+        sidecar.metric("thanos_sidecar_prometheus_agent_mode"),
+        Some(1.0)
+    );
+    let log = sidecar.log();
+    assert_eq!(
+        log.matches("Prometheus runs in agent mode").count(),
+        1,
+        "{log}"
+    );
+
+    let channel = crate::support::grpc::connect(sidecar.grpc_port, "agent");
+    let answer = InfoClient::new(channel.clone())
+        .info(&info::InfoRequest::new())
+        .expect("Info");
+    assert!(answer.store.is_none(), "{answer:?}");
+    assert!(answer.targets.is_some() && answer.metric_metadata.is_some());
+    assert!(answer.rules.is_none() && answer.exemplars.is_none());
+    let store = StoreClient::new(channel);
+    let mut req = store::SeriesRequest::new();
+    let mut m = thanos_sidecar::proto::store_types::LabelMatcher::new();
+    m.name = "__name__".into();
+    m.value = "up".into();
+    req.matchers = vec![m];
+    req.max_time = i64::MAX;
+    let status = crate::support::grpc::collect(store.series(&req)).unwrap_err();
+    assert_eq!(status.code(), grpcio::RpcStatusCode::FAILED_PRECONDITION);
+    assert!(status.message().contains("agent mode"), "{status:?}");
+    let refused = store
+        .label_names(&store::LabelNamesRequest::new())
+        .unwrap_err();
+    assert!(
+        matches!(&refused, grpcio::Error::RpcFailure(s) if s.code() == grpcio::RpcStatusCode::FAILED_PRECONDITION),
+        "{refused:?}"
+    );
+    // Still ready a few beats later, and nothing was uploaded.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(sidecar.ready(), "{}", sidecar.log());
+    let bucket = dir.path().join("bucket");
+    let objects = std::fs::read_dir(&bucket).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(objects, 0);
+    assert!(!sidecar.log().contains("shipper"), "{}", sidecar.log());
+}
+
+/// An ordinary Prometheus is not taken for an agent.
+#[test]
+fn server_mode_prometheus_is_not_agent_mode() {
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let sidecar = Sidecar::start(&fast(&prometheus.url()));
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(10)),
+        "{}",
+        sidecar.log()
+    );
+    assert_eq!(
+        sidecar.metric("thanos_sidecar_prometheus_agent_mode"),
+        Some(0.0)
+    );
+    assert!(!sidecar.log().contains("agent mode"), "{}", sidecar.log());
+}

@@ -28,6 +28,9 @@ pub struct PrometheusOptions {
     /// `--web.route-prefix` (e.g. `/prom`): every path, probes and API, sits
     /// under it, and `url()` ends with it.
     pub route_prefix: &'static str,
+    /// Agent mode (`--agent` in 3.x, `--enable-feature=agent` in 2.x): it
+    /// scrapes and keeps a WAL in the data dir, with no TSDB to query.
+    pub agent: bool,
 }
 
 impl Default for PrometheusOptions {
@@ -42,6 +45,7 @@ impl Default for PrometheusOptions {
             process_name: None,
             https: false,
             route_prefix: "",
+            agent: false,
         }
     }
 }
@@ -215,17 +219,29 @@ impl Prometheus {
             None => Command::new(binary()),
         };
         cmd.arg(format!("--config.file={}", self.config_path().display()))
-            .arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port));
+        if self.options.agent {
+            cmd.arg(if major_version() >= 3 {
+                "--agent"
+            } else {
+                "--enable-feature=agent"
+            })
             .arg(format!(
-                "--storage.tsdb.min-block-duration={}",
-                self.options.min_block_duration
-            ))
-            .arg(format!(
-                "--storage.tsdb.max-block-duration={}",
-                self.options.max_block_duration
-            ))
-            .args(self.options.lifecycle.then_some("--web.enable-lifecycle"))
+                "--storage.agent.path={}",
+                self.data_dir().display()
+            ));
+        } else {
+            cmd.arg(format!("--storage.tsdb.path={}", self.data_dir().display()))
+                .arg(format!(
+                    "--storage.tsdb.min-block-duration={}",
+                    self.options.min_block_duration
+                ))
+                .arg(format!(
+                    "--storage.tsdb.max-block-duration={}",
+                    self.options.max_block_duration
+                ));
+        }
+        cmd.args(self.options.lifecycle.then_some("--web.enable-lifecycle"))
             .args(
                 (!self.options.route_prefix.is_empty())
                     .then(|| format!("--web.route-prefix={}", self.options.route_prefix)),
