@@ -93,6 +93,9 @@ pub fn start(
     })
 }
 
+/// How long shutdown waits, after the grace period, for workers to end.
+const JOIN_PATIENCE: Duration = Duration::from_millis(500);
+
 impl Drop for Handle {
     fn drop(&mut self) {
         let Some(mut server) = self.server.take() else {
@@ -118,7 +121,9 @@ impl Drop for Handle {
             Err(_) => server.cancel_all_calls(),
         }
         drop(server);
-        self.workers.join_all();
+        // Calls cancelled above end at their next frame; one still waiting
+        // on Prometheus is not waited for long.
+        self.workers.join_all(JOIN_PATIENCE);
         log::info!(service = "gRPC/server"; "internal server is shutdown gracefully");
     }
 }

@@ -17,12 +17,19 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::{IntGauge, Registry};
 
+use crate::actor::ActorThread;
 use crate::flags::format_model_duration;
 use crate::metadata::Metadata;
 use crate::prometheus::{self, Client};
 use crate::Event;
 
 const LABELS_REQUIRED: &str = "no external labels configured on Prometheus server, uniquely identifying external labels must be configured; see https://thanos.io/tip/thanos/storage.md#external-labels for details";
+
+/// Start-up steps are retried at least this often, as Thanos retries its
+/// first external-labels fetch: a sidecar started before its Prometheus is
+/// ready at most this long after it (the heartbeat interval, 30 s by
+/// default, is for refreshing what is already known).
+const START_RETRY: Duration = Duration::from_secs(2);
 
 /// Inside one flags-check attempt, Thanos retries a failing fetch this often.
 const FLAGS_RETRY: Duration = Duration::from_secs(2);
@@ -40,11 +47,22 @@ pub struct UploadCheck {
     pub ignore_unequal_block_size: bool,
 }
 
-/// Dropping the handle stops the thread (its inbox closes) and joins it.
+/// Dropping the handle stops the thread (its inbox closes) and joins it,
+/// giving up after [`STOP_PATIENCE`] if a beat is stuck on the network.
 pub struct Handle {
-    _sender: Sender<Never>,
-    _thread: jod_thread::JoinHandle<()>,
+    sender: Option<Sender<Never>>,
+    _thread: ActorThread,
 }
+
+impl Handle {
+    /// Asks the thread to stop without waiting: it ends while others stop.
+    pub fn stop(&mut self) {
+        drop(self.sender.take());
+    }
+}
+
+/// How long shutdown waits for a beat in flight.
+const STOP_PATIENCE: Duration = Duration::from_millis(500);
 
 /// The inbox carries no messages: closing it is the only thing it says.
 pub enum Never {}
@@ -83,11 +101,9 @@ pub fn spawn(
         events,
         inbox,
     };
-    let thread = jod_thread::Builder::new()
-        .name("heartbeat".into())
-        .spawn(move || actor.run())?;
+    let thread = ActorThread::spawn("heartbeat", STOP_PATIENCE, move || actor.run())?;
     Ok(Handle {
-        _sender: sender,
+        sender: Some(sender),
         _thread: thread,
     })
 }
@@ -171,9 +187,10 @@ impl Actor {
         log::info!(external_labels = format_labels(&labels).as_str(); "successfully loaded prometheus external labels");
         self.metadata.update(lowest, labels);
         self.up.set(1);
-        // Not ready yet: the main loop says so once the gRPC port it opens on
-        // this event is listening, so a probe's "ready" means a querier can
-        // connect (Thanos says ready a moment before it listens).
+        // Ready once the main loop also says it serves: the gRPC port it
+        // opens on this event listens, so a probe's "ready" means a querier
+        // can connect (Thanos says ready a moment before it listens).
+        self.metadata.set_prometheus_up(true);
         let _ = self.events.send(Event::PrometheusReady);
         Ok(())
     }
@@ -202,22 +219,23 @@ impl Actor {
                 }
                 self.metadata.update(lowest, labels);
                 self.up.set(1);
-                self.metadata.set_ready(true);
+                self.metadata.set_prometheus_up(true);
             }
             Ok(_) => {
                 log::warn!(err = LABELS_REQUIRED; "updating labels failed");
                 self.up.set(0);
-                self.metadata.set_ready(false);
+                self.metadata.set_prometheus_up(false);
             }
             Err(Beat(what, e)) => {
                 log::warn!(err:% = e; "{what}");
                 self.up.set(0);
-                self.metadata.set_ready(false);
+                self.metadata.set_prometheus_up(false);
             }
         }
     }
 
-    /// Runs `attempt` until it succeeds, every interval, until shutdown.
+    /// Runs `attempt` until it succeeds, every interval (at most
+    /// [`START_RETRY`]), until shutdown.
     fn retry<T>(
         &self,
         what: &str,
@@ -231,7 +249,10 @@ impl Actor {
                     log::warn!(err = e.as_str(); "{what}. Is Prometheus running? Retrying")
                 }
             }
-            match self.inbox.recv_timeout(self.config.interval) {
+            match self
+                .inbox
+                .recv_timeout(self.config.interval.min(START_RETRY))
+            {
                 Err(RecvTimeoutError::Timeout) => continue,
                 Ok(never) => match never {},
                 Err(RecvTimeoutError::Disconnected) => return Err(Stopped),

@@ -3,6 +3,7 @@
 //! Each concern is a module; `main.rs` wires them. Threads are actors behind
 //! handles: dropping a handle closes its inbox and joins the thread.
 
+pub mod actor;
 pub mod apis;
 pub mod build_info;
 pub mod envsubst;

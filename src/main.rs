@@ -185,9 +185,9 @@ fn run(args: &flags::Args) -> Result<(), String> {
                             Err(e) => break Err(e),
                         }
                     }
-                    // Ready only now that gRPC listens (the heartbeat leaves
-                    // the first "ready" to us); later beats keep it current.
-                    metadata.set_ready(true);
+                    // Ready only now that gRPC listens: readiness is the
+                    // heartbeat's "Prometheus is up" and this "serving".
+                    metadata.set_serving(true);
                     systemd.ready("serving; Prometheus is up");
                 }
                 Ok(Event::PrometheusReady) => {}
@@ -211,16 +211,26 @@ fn run(args: &flags::Args) -> Result<(), String> {
         }
     };
 
+    // Nobody reads events any more: senders (signals, heartbeat, shipper)
+    // must see a closed channel rather than block a join below on a full one.
+    drop(events);
+
     // Shut down in Thanos' order: HTTP (not ready first, so probes see it),
     // heartbeat, reloader, gRPC (grace period), shipper (an upload in flight is
-    // abandoned, not recorded), signals.
+    // abandoned, not recorded), signals. The heartbeat and the reloader are
+    // told first and joined after gRPC's grace period, so a call of theirs
+    // stuck on a hung Prometheus ends (or is given up) meanwhile: shutdown
+    // takes the grace period and a moment, whatever is blocked.
     systemd.stopping();
-    metadata.set_ready(false);
+    metadata.set_serving(false);
     drop(http);
     metadata.set_healthy(false);
+    let (mut heartbeat, mut reloader) = (heartbeat, reloader);
+    heartbeat.stop();
+    reloader.stop();
+    drop(grpc);
     drop(heartbeat);
     drop(reloader);
-    drop(grpc);
     drop(shipper);
     drop(signals);
     result

@@ -29,6 +29,14 @@ pub struct State {
     /// Prometheus' version (`"0"` when it does not say).
     pub prometheus_version: String,
     /// Prometheus answered the last heartbeat and has external labels.
+    /// Written by the heartbeat only.
+    pub prometheus_up: bool,
+    /// The gRPC port listens and the daemon is not stopping. Written by
+    /// the main loop only.
+    pub serving: bool,
+    /// Both of the above: what `/-/ready` and Info say. Derived, never
+    /// set, so a beat that ends during shutdown cannot make a stopping
+    /// sidecar ready again.
     pub ready: bool,
     /// Prometheus runs in agent mode: no TSDB to read or upload.
     pub agent_mode: bool,
@@ -106,9 +114,23 @@ impl Metadata {
         state.external_labels = external_labels;
     }
 
-    pub fn set_ready(&self, ready: bool) {
-        let was = std::mem::replace(&mut self.lock().ready, ready);
+    /// The heartbeat's verdict on Prometheus.
+    pub fn set_prometheus_up(&self, up: bool) {
+        self.set(|state| state.prometheus_up = up);
+    }
+
+    /// The main loop's: serving from the moment gRPC listens until shutdown.
+    pub fn set_serving(&self, serving: bool) {
+        self.set(|state| state.serving = serving);
+    }
+
+    fn set(&self, change: impl FnOnce(&mut State)) {
+        let mut state = self.lock();
+        change(&mut state);
+        let ready = state.prometheus_up && state.serving;
+        let was = std::mem::replace(&mut state.ready, ready);
         self.status.with_label_values(&["ready"]).set(ready as i64);
+        drop(state);
         if was != ready {
             log::info!(status = if ready { "ready" } else { "not-ready" }; "changing probe status");
         }
@@ -143,10 +165,19 @@ mod tests {
         let m = Metadata::new(&registry, TimeOrDuration::DEFAULT).unwrap();
         let ready = || m.status.with_label_values(&["ready"]).get();
         assert_eq!(ready(), 0);
-        m.set_ready(true);
+        m.set_prometheus_up(true);
+        assert!(!m.is_ready(), "not serving yet");
+        m.set_serving(true);
         assert!(m.is_ready());
         assert_eq!(ready(), 1);
-        m.set_ready(false);
+        m.set_prometheus_up(false);
+        assert_eq!(ready(), 0);
+        m.set_prometheus_up(true);
+        assert_eq!(ready(), 1);
+        // Shutdown: a beat that succeeds afterwards changes nothing.
+        m.set_serving(false);
+        m.set_prometheus_up(true);
+        assert!(!m.is_ready());
         assert_eq!(ready(), 0);
     }
 }

@@ -59,6 +59,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use prom::{Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 use sha2::{Digest, Sha256};
 
+use crate::actor::ActorThread;
 use crate::envsubst;
 use crate::flags::{ReloadMethod, ReloaderConfig};
 use crate::prometheus::{self, Client};
@@ -82,9 +83,19 @@ const COMM_MAX: usize = 15;
 
 /// Dropping the handle stops the thread (its inbox closes) and joins it.
 pub struct Handle {
-    _sender: Sender<Never>,
-    _thread: Option<jod_thread::JoinHandle<()>>,
+    sender: Option<Sender<Never>>,
+    _thread: Option<ActorThread>,
 }
+
+impl Handle {
+    /// Asks the thread to stop without waiting: it ends while others stop.
+    pub fn stop(&mut self) {
+        drop(self.sender.take());
+    }
+}
+
+/// How long shutdown waits for a reload in flight.
+const STOP_PATIENCE: Duration = Duration::from_millis(500);
 
 /// The inbox carries no messages: closing it is the only thing it says.
 pub enum Never {}
@@ -102,7 +113,7 @@ pub fn spawn(
     if config.config_file.is_none() && config.rule_dirs.is_empty() {
         log::info!("nothing to be watched");
         return Ok(Handle {
-            _sender: sender,
+            sender: Some(sender),
             _thread: None,
         });
     }
@@ -152,12 +163,10 @@ pub fn spawn(
         dirs = config.rule_dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",").as_str();
         "started watching config file and directories for changes"
     );
-    let thread = jod_thread::Builder::new()
-        .name("reloader".into())
-        .spawn(move || actor.run())
+    let thread = ActorThread::spawn("reloader", STOP_PATIENCE, move || actor.run())
         .map_err(|e| format!("reloader thread: {e}"))?;
     Ok(Handle {
-        _sender: sender,
+        sender: Some(sender),
         _thread: Some(thread),
     })
 }

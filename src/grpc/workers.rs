@@ -140,8 +140,11 @@ impl Workers {
         self.shared.live.load(Ordering::Acquire)
     }
 
-    /// Lets the queued calls finish, then joins every thread.
-    pub fn join_all(&self) {
+    /// Lets the queued calls finish, then joins every thread that ends
+    /// within `patience`. A thread still busy then (a call blocked on a
+    /// Prometheus that stopped answering) is left to the process' exit:
+    /// shutdown must not wait for a read that may take an hour.
+    pub fn join_all(&self, patience: Duration) {
         self.shared.stopping.store(true, Ordering::Release);
         let threads = std::mem::take(
             &mut *self
@@ -150,8 +153,23 @@ impl Workers {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
         );
-        for t in threads {
-            let _ = t.join();
+        let deadline = std::time::Instant::now() + patience;
+        let mut left = threads;
+        loop {
+            let (ended, running): (Vec<_>, Vec<_>) =
+                left.into_iter().partition(|t| t.is_finished());
+            for t in ended {
+                let _ = t.join();
+            }
+            left = running;
+            if left.is_empty() {
+                return;
+            }
+            if std::time::Instant::now() >= deadline {
+                log::warn!(threads = left.len(); "gRPC calls still busy at shutdown; not waiting for them");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -221,7 +239,7 @@ mod tests {
         }
         assert_eq!(done.load(Ordering::Acquire), 200);
         assert!(workers.threads() <= 2, "{} threads", workers.threads());
-        workers.join_all();
+        workers.join_all(Duration::from_secs(5));
         assert_eq!(workers.threads(), 0);
     }
 
@@ -256,7 +274,7 @@ mod tests {
         for _ in 0..accepted {
             release.send(()).unwrap();
         }
-        workers.join_all();
+        workers.join_all(Duration::from_secs(5));
         assert_eq!(workers.threads(), 0);
     }
 }

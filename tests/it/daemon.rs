@@ -515,3 +515,73 @@ fn server_mode_prometheus_is_not_agent_mode() {
     );
     assert!(!sidecar.log().contains("agent mode"), "{}", sidecar.log());
 }
+
+/// With the default 30 s heartbeat, a sidecar started before its Prometheus
+/// is ready at most 2 s after Prometheus is (Thanos retries its first
+/// external-labels fetch every 2 s).
+#[test]
+fn a_late_prometheus_is_picked_up_within_two_seconds() {
+    let mut prometheus = Prometheus::prepare(PrometheusOptions::default());
+    let sidecar = Sidecar::start(&[format!("--prometheus.url={}", prometheus.url())]);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!sidecar.ready());
+    // Returns once Prometheus answers /-/ready.
+    prometheus.resume();
+    assert!(
+        sidecar.wait_ready(Duration::from_millis(2500)),
+        "not ready 2.5 s after Prometheus: {}",
+        sidecar.log()
+    );
+}
+
+/// A storm of SIGTERMs while a gRPC call is stuck on a Prometheus that
+/// stopped answering: the sidecar still exits within its grace period and a
+/// second, whatever is still blocked.
+#[test]
+fn shutdown_with_a_stuck_call_and_fifty_sigterms_ends_within_grace_plus_one_second() {
+    use thanos_sidecar::proto::services::StoreClient;
+    use thanos_sidecar::proto::{store, store_types};
+
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let mut args = fast(&prometheus.url());
+    args.push("--grpc-grace-period=2s".into());
+    let mut sidecar = Sidecar::start(&args);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(10)),
+        "{}",
+        sidecar.log()
+    );
+    let prometheus_pid = prometheus.pid().expect("Prometheus runs").to_string();
+    let kill = |signal: &str, pid: &str| {
+        let _ = std::process::Command::new("kill")
+            .args([signal, pid])
+            .status();
+    };
+    kill("-STOP", &prometheus_pid);
+    let client = StoreClient::new(crate::support::grpc::connect(sidecar.grpc_port, "stuck"));
+    let mut req = store::SeriesRequest::new();
+    let mut m = store_types::LabelMatcher::new();
+    m.name = "__name__".into();
+    m.value = "up".into();
+    req.matchers = vec![m];
+    req.max_time = i64::MAX;
+    let stuck = std::thread::spawn(move || crate::support::grpc::collect(client.series(&req)));
+    std::thread::sleep(Duration::from_millis(500));
+
+    let t = std::time::Instant::now();
+    let pid = sidecar.pid().to_string();
+    for _ in 0..50 {
+        kill("-TERM", &pid);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let exited = sidecar.wait_exit(Duration::from_secs(10));
+    let took = t.elapsed();
+    kill("-CONT", &prometheus_pid);
+    assert!(exited.is_some(), "still running: {}", sidecar.log());
+    assert!(
+        took < Duration::from_secs(3),
+        "exit took {took:?} with a 2 s grace period: {}",
+        sidecar.log()
+    );
+    assert!(stuck.join().expect("caller").is_err());
+}
