@@ -4,7 +4,9 @@
 //! One thread runs one [`sync::Shipper::sync`] at a time: right away, every
 //! 30 s (Thanos' fixed period), and shortly after a new block directory
 //! appears in `--tsdb.path` (Thanos only polls; a watch gets blocks out
-//! sooner). Dropping the [`Handle`] cancels an in-flight upload without
+//! sooner). A failed sync is tried again after 1 s, then 2, 4, ... up to the
+//! period, so a bucket back from a short outage gets its blocks within
+//! seconds rather than at the next tick. Dropping the [`Handle`] cancels an in-flight upload without
 //! recording it, then joins the thread.
 //!
 //! The local TSDB is never modified: blocks are read through hard links in
@@ -33,6 +35,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
 /// After a block directory appears, wait this long for more (Prometheus
 /// writes a few in a row after downtime) before syncing.
 const DEBOUNCE: Duration = Duration::from_millis(500);
+/// The first retry after a failed sync; doubled per failure, up to the period.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
 
 /// How long a shutdown waits for the sync in flight to notice it was
 /// cancelled. An upload blocked on a stalled connection cannot notice before
@@ -127,11 +131,17 @@ fn run(shipper: sync::Shipper, tsdb_path: &Path, inbox: Receiver<Never>, cancel:
     let (new_block_tx, new_block) = crossbeam_channel::bounded(1);
     let _watcher = watch(tsdb_path, new_block_tx);
     let ticker = crossbeam_channel::tick(SYNC_INTERVAL);
-    sync_once(&shipper, &cancel);
+    let mut retry = Retry::default();
+    retry.after(sync_once(&shipper, &cancel));
     loop {
+        let retry_timer = match retry.at {
+            Some(at) => crossbeam_channel::at(at),
+            None => crossbeam_channel::never(),
+        };
         select! {
             recv(inbox) -> _ => return,
-            recv(ticker) -> _ => sync_once(&shipper, &cancel),
+            recv(ticker) -> _ => retry.after(sync_once(&shipper, &cancel)),
+            recv(retry_timer) -> _ => retry.after(sync_once(&shipper, &cancel)),
             recv(new_block) -> _ => {
                 // Let a burst of new blocks settle into one sync.
                 loop {
@@ -141,24 +151,47 @@ fn run(shipper: sync::Shipper, tsdb_path: &Path, inbox: Receiver<Never>, cancel:
                         default(DEBOUNCE) => break,
                     }
                 }
-                sync_once(&shipper, &cancel);
+                retry.after(sync_once(&shipper, &cancel));
             }
         }
     }
 }
 
-fn sync_once(shipper: &sync::Shipper, cancel: &Cancel) {
+/// When to try again after failed syncs.
+#[derive(Default)]
+struct Retry {
+    at: Option<std::time::Instant>,
+    /// The wait after the latest failure; zero after a success.
+    backoff: Duration,
+}
+
+impl Retry {
+    fn after(&mut self, succeeded: bool) {
+        if succeeded {
+            *self = Retry::default();
+            return;
+        }
+        self.backoff = (self.backoff * 2).clamp(FIRST_RETRY, SYNC_INTERVAL);
+        self.at = Some(std::time::Instant::now() + self.backoff);
+    }
+}
+
+/// One sync; false if it failed (and should be tried again soon).
+fn sync_once(shipper: &sync::Shipper, cancel: &Cancel) -> bool {
     match shipper.sync(cancel) {
         Ok(uploaded) => {
             if uploaded > 0 {
                 log::info!(uploaded = uploaded; "shipper sync done");
             }
+            true
         }
         Err(e) if e.cancelled => {
             log::info!(err = e.message.as_str(); "shipper stopped; the interrupted block is not recorded and will be uploaded again at next start");
+            true
         }
         Err(e) => {
             log::warn!(err = e.message.as_str(), uploaded = e.uploaded; "shipper sync failed");
+            false
         }
     }
 }
@@ -196,4 +229,26 @@ fn names_block(path: &Path) -> bool {
     path.file_name()
         .and_then(|n| n.to_str())
         .is_some_and(sync::is_block_name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_second_to_the_period_and_reset_on_success() {
+        let mut retry = Retry::default();
+        let waits: Vec<u64> = (0..7)
+            .map(|_| {
+                retry.after(false);
+                retry.backoff.as_secs()
+            })
+            .collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert!(retry.at.is_some());
+        retry.after(true);
+        assert!(retry.at.is_none());
+        retry.after(false);
+        assert_eq!(retry.backoff, FIRST_RETRY);
+    }
 }
