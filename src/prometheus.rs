@@ -438,7 +438,8 @@ impl Client {
         self.get_strings("/api/v1/labels", selectors, range, timeout)
     }
 
-    /// `/api/v1/label/<name>/values`.
+    /// `/api/v1/label/<name>/values`; `name` as the caller spells it for the
+    /// path (Prometheus 3 wants some names escaped: see `store::labels`).
     pub fn label_values(
         &self,
         name: &str,

@@ -10,7 +10,7 @@ use grpcio::{CallOption, ChannelBuilder, EnvBuilder};
 
 use crate::proto::services::{InfoClient, StoreClient};
 use crate::proto::{info, store, store_types};
-use crate::store::xor;
+use crate::store::{matchers, xor};
 
 pub const USAGE: &str = "usage: thanos-sidecar store info|series|labels|values --store=HOST:PORT \
 [--match=SELECTOR] [--min-time=TIME] [--max-time=TIME] [--label=NAME] [--samples] [--timeout=DURATION]
@@ -149,44 +149,82 @@ fn print_info(resp: &info::InfoResponse) {
 fn format_labels(labels: &[crate::proto::labels::Label]) -> String {
     let parts: Vec<String> = labels
         .iter()
-        .map(|l| format!("{}={}", l.name, crate::store::matchers::go_quote(&l.value)))
+        .map(|l| {
+            format!(
+                "{}={}",
+                matchers::promql_name(&l.name),
+                matchers::go_quote(&l.value)
+            )
+        })
         .collect();
     format!("{{{}}}", parts.join(", "))
 }
 
 /// Prints one series; returns its sample count.
+///
+/// XOR chunks are decoded. Native-histogram chunks (HISTOGRAM,
+/// FLOAT_HISTOGRAM) are not: `--samples` prints one `#` line per such chunk
+/// with its encoding, time range and sample count, which every Prometheus
+/// chunk holds in its first two bytes (big-endian).
 fn print_series(s: &store_types::Series, samples: bool) -> Result<u64, String> {
-    let mut decoded = Vec::new();
+    let mut lines = Vec::new();
+    let mut count = 0u64;
+    let (mut first, mut last) = (None::<i64>, None::<i64>);
     for c in &s.chunks {
         let Some(raw) = c.raw.as_ref() else { continue };
-        if raw.type_.value() != 0 {
-            return Err(format!(
-                "chunk encoding {} is not XOR; cannot decode",
-                raw.type_.value()
-            ));
+        match raw.type_.enum_value() {
+            Ok(store_types::chunk::Encoding::XOR) => {
+                let points = xor::decode(&raw.data)?;
+                count += points.len() as u64;
+                if let (Some(p), Some(q)) = (points.first(), points.last()) {
+                    first = Some(first.map_or(p.0, |f| f.min(p.0)));
+                    last = Some(last.map_or(q.0, |l| l.max(q.0)));
+                }
+                if samples {
+                    lines.extend(
+                        points
+                            .iter()
+                            .map(|(t, v)| format!("  {t} {}", format_value(*v))),
+                    );
+                }
+            }
+            Ok(encoding) => {
+                let n = match raw.data.get(..2) {
+                    Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
+                    _ => {
+                        return Err(format!(
+                            "{encoding:?} chunk of {} bytes has no sample count",
+                            raw.data.len()
+                        ))
+                    }
+                };
+                count += u64::from(n);
+                if n > 0 {
+                    first = Some(first.map_or(c.min_time, |f| f.min(c.min_time)));
+                    last = Some(last.map_or(c.max_time, |l| l.max(c.max_time)));
+                }
+                if samples {
+                    lines.push(format!(
+                        "  # {encoding:?} chunk min_time={} max_time={} samples={n} (histogram samples are not decoded)",
+                        c.min_time, c.max_time
+                    ));
+                }
+            }
+            Err(n) => return Err(format!("chunk encoding {n} is unknown; cannot decode")),
         }
-        decoded.extend(xor::decode(&raw.data)?);
     }
-    let first = decoded
-        .first()
-        .map(|p| p.0.to_string())
-        .unwrap_or_else(|| "-".into());
-    let last = decoded
-        .last()
-        .map(|p| p.0.to_string())
-        .unwrap_or_else(|| "-".into());
+    let stamp = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
     println!(
-        "{} chunks={} samples={} first={first} last={last}",
+        "{} chunks={} samples={count} first={} last={}",
         format_labels(&s.labels),
         s.chunks.len(),
-        decoded.len()
+        stamp(first),
+        stamp(last)
     );
-    if samples {
-        for (t, v) in &decoded {
-            println!("  {t} {}", format_value(*v));
-        }
+    for line in lines {
+        println!("{line}");
     }
-    Ok(decoded.len() as u64)
+    Ok(count)
 }
 
 /// Values as Prometheus prints them: `+Inf`, `-Inf`, `NaN`, shortest decimal.
@@ -278,16 +316,27 @@ pub fn parse_selector(s: &str) -> Result<Vec<store_types::LabelMatcher>, String>
             break;
         }
         let mut label = String::new();
-        while let Some(&c) = chars.peek() {
-            if c.is_ascii_alphanumeric() || c == '_' {
-                label.push(c);
-                chars.next();
-            } else {
-                break;
+        // Prometheus 3 spells names that are not legacy quoted: `"a.b"="c"`,
+        // and a quoted name alone is the metric name: `{"my.metric"}`.
+        let quoted = chars.peek().is_some_and(|c| *c == '"' || *c == '\'');
+        if quoted {
+            label = read_quoted(&mut chars, s)?;
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    label.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
             }
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
+        }
+        if quoted && chars.peek().is_none_or(|c| *c == ',') {
+            out.push(label_matcher(0, "__name__", &label));
+            continue;
         }
         let mut op = String::new();
         while let Some(&c) = chars.peek() {
@@ -312,30 +361,39 @@ pub fn parse_selector(s: &str) -> Result<Vec<store_types::LabelMatcher>, String>
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
-        let quote = chars
-            .next()
-            .filter(|c| *c == '"' || *c == '\'')
-            .ok_or_else(|| format!("selector {s:?}: value of {label:?} must be quoted"))?;
-        let mut value = String::new();
-        loop {
-            match chars.next() {
-                None => return Err(format!("selector {s:?}: unterminated value")),
-                Some(c) if c == quote => break,
-                Some('\\') => match chars.next() {
-                    Some('n') => value.push('\n'),
-                    Some('t') => value.push('\t'),
-                    Some(c) => value.push(c),
-                    None => return Err(format!("selector {s:?}: unterminated value")),
-                },
-                Some(c) => value.push(c),
-            }
+        if !chars.peek().is_some_and(|c| *c == '"' || *c == '\'') {
+            return Err(format!("selector {s:?}: value of {label:?} must be quoted"));
         }
+        let value = read_quoted(&mut chars, s)?;
         if label.is_empty() {
             return Err(format!("selector {s:?}: missing label name"));
         }
         out.push(label_matcher(t, &label, &value));
     }
     Ok(out)
+}
+
+/// A quoted string at `chars` (its opening quote next), with `\n`, `\t`
+/// and `\<char>` escapes; `selector` is for the error message.
+fn read_quoted(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    selector: &str,
+) -> Result<String, String> {
+    let quote = chars.next();
+    let mut value = String::new();
+    loop {
+        match chars.next() {
+            None => return Err(format!("selector {selector:?}: unterminated string")),
+            Some(c) if Some(c) == quote => return Ok(value),
+            Some('\\') => match chars.next() {
+                Some('n') => value.push('\n'),
+                Some('t') => value.push('\t'),
+                Some(c) => value.push(c),
+                None => return Err(format!("selector {selector:?}: unterminated string")),
+            },
+            Some(c) => value.push(c),
+        }
+    }
 }
 
 fn label_matcher(t: i32, name: &str, value: &str) -> store_types::LabelMatcher {
@@ -370,6 +428,15 @@ mod tests {
                 (3, "i".into(), "x.*".into()),
                 (2, "z".into(), "1|2".into()),
                 (1, "w".into(), "".into()),
+            ]
+        );
+        // Prometheus 3's quoted (UTF-8) names.
+        assert_eq!(
+            triples(&parse_selector(r#"{"my.metric", "a.b"="c", 'x/y'!~"d"}"#).unwrap()),
+            vec![
+                (0, "__name__".into(), "my.metric".into()),
+                (0, "a.b".into(), "c".into()),
+                (3, "x/y".into(), "d".into()),
             ]
         );
         assert!(parse_selector("{job=x}").is_err());

@@ -89,12 +89,12 @@ impl Matcher {
 
     /// `name="value"` as PromQL spells it, Go-quoted like Thanos does.
     pub fn to_promql(&self) -> String {
-        let name = if is_plain_name(&self.name) {
-            self.name.clone()
-        } else {
-            go_quote(&self.name)
-        };
-        format!("{name}{}{}", self.op.symbol(), go_quote(&self.value))
+        format!(
+            "{}{}{}",
+            promql_name(&self.name),
+            self.op.symbol(),
+            go_quote(&self.value)
+        )
     }
 
     pub fn to_remote_read(&self) -> prom_types::LabelMatcher {
@@ -159,6 +159,16 @@ pub fn strip_external(
 pub fn selector(matchers: &[Matcher]) -> String {
     let parts: Vec<String> = matchers.iter().map(Matcher::to_promql).collect();
     format!("{{{}}}", parts.join(", "))
+}
+
+/// A label name as PromQL spells it: bare when it is a legacy name, else
+/// Go-quoted (Prometheus 3 reads `{"a.b"="c"}`; 2.x has no such names).
+pub fn promql_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_plain_name(name) {
+        std::borrow::Cow::Borrowed(name)
+    } else {
+        std::borrow::Cow::Owned(go_quote(name))
+    }
 }
 
 fn is_plain_name(name: &str) -> bool {

@@ -896,4 +896,20 @@ mod tests {
         assert_eq!(raw.hash, xxh64(&[0, 1, 2, 3], 0));
         assert_eq!((a.min_time, a.max_time), (5, 9));
     }
+
+    #[test]
+    fn histogram_chunks_keep_their_kind() {
+        use prom_types::chunk::Encoding as Remote;
+        use store_types::chunk::Encoding as Store;
+        for (remote, store) in [
+            (Remote::XOR, Store::XOR),
+            (Remote::HISTOGRAM, Store::HISTOGRAM),
+            (Remote::FLOAT_HISTOGRAM, Store::FLOAT_HISTOGRAM),
+        ] {
+            let mut c = prom_types::Chunk::new();
+            c.type_ = remote.into();
+            let a = pass_through(c);
+            assert_eq!(a.raw.as_ref().unwrap().type_.enum_value(), Ok(store));
+        }
+    }
 }

@@ -10,6 +10,7 @@ mod kubernetes;
 mod matchers;
 mod memory;
 mod observability;
+mod prom3;
 mod reloader;
 mod shipper;
 mod static_build;

@@ -134,7 +134,7 @@ fn start_rig_with(extra: &[String], big: bool) -> Rig {
     }
 }
 
-fn matcher(t: i32, name: &str, value: &str) -> store_types::LabelMatcher {
+pub(crate) fn matcher(t: i32, name: &str, value: &str) -> store_types::LabelMatcher {
     let mut m = store_types::LabelMatcher::new();
     m.type_ = protobuf::EnumOrUnknown::from_i32(t);
     m.name = name.into();
@@ -142,10 +142,10 @@ fn matcher(t: i32, name: &str, value: &str) -> store_types::LabelMatcher {
     m
 }
 
-const EQ: i32 = 0;
-const NEQ: i32 = 1;
-const RE: i32 = 2;
-const NRE: i32 = 3;
+pub(crate) const EQ: i32 = 0;
+pub(crate) const NEQ: i32 = 1;
+pub(crate) const RE: i32 = 2;
+pub(crate) const NRE: i32 = 3;
 
 fn request(matchers: Vec<store_types::LabelMatcher>) -> store::SeriesRequest {
     let mut req = store::SeriesRequest::new();
@@ -155,7 +155,7 @@ fn request(matchers: Vec<store_types::LabelMatcher>) -> store::SeriesRequest {
     req
 }
 
-type Labels = Vec<(String, String)>;
+pub(crate) type Labels = Vec<(String, String)>;
 
 /// Every frame of a Series call, or the status it ended with.
 fn frames(
@@ -165,7 +165,7 @@ fn frames(
     collect(rig.store.series(req))
 }
 
-fn series_of(frames: &[store::SeriesResponse]) -> Vec<store_types::Series> {
+pub(crate) fn series_of(frames: &[store::SeriesResponse]) -> Vec<store_types::Series> {
     let mut out = Vec::new();
     for f in frames {
         if f.has_series() {
@@ -179,7 +179,7 @@ fn series_of(frames: &[store::SeriesResponse]) -> Vec<store_types::Series> {
     out
 }
 
-fn labels_of(s: &store_types::Series) -> Labels {
+pub(crate) fn labels_of(s: &store_types::Series) -> Labels {
     s.labels
         .iter()
         .map(|l| (l.name.clone(), l.value.clone()))

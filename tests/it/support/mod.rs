@@ -1,7 +1,7 @@
 //! Real parts for integration tests: a Prometheus server, the sidecar binary,
 //! an S3 server (moto), a recording HTTP proxy, a faulty TCP proxy and a
 //! Thanos Querier, each started on free loopback ports and stopped when
-//! dropped; and gRPC client helpers.
+//! dropped; gRPC client helpers and a remote-write client.
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod moto;
 pub mod prometheus;
 pub mod proxy;
+pub mod remote_write;
 pub mod sidecar;
 pub mod thanos;
 
