@@ -196,6 +196,16 @@ impl Shipper {
                     recorded.push(id);
                     *uploaded += 1;
                     self.metrics.uploads.inc();
+                    // Recorded at once, not at the end of the sync, so a
+                    // crash later in this sync does not leave finished
+                    // blocks unrecorded (Thanos #934). Blocks recorded
+                    // before and not reached yet stay in the file.
+                    let mut so_far = recorded.clone();
+                    so_far.extend(already.iter().filter(|b| !recorded.contains(b)));
+                    so_far.sort_unstable();
+                    if let Err(e) = state::write(&state_path, &so_far) {
+                        log::warn!(err:% = e; "updating meta file failed");
+                    }
                 }
                 Err(e) if cancel.is_cancelled() => {
                     return Err(Outcome::Aborted(format!("upload {id}: {e}")));

@@ -19,8 +19,9 @@ use crate::support::{url_escape, wait_for, Prometheus, PrometheusOptions, Sideca
 const GO_SIDECAR_FAMILIES: &str = include_str!("go-sidecar-families.txt");
 
 /// Ours has these besides: the `prometheus` crate's process collector
-/// counts threads, which Go's has no family for.
-const OURS_ONLY: &[&str] = &["process_threads"];
+/// counts threads, which Go's has no family for; the sidecar says whether
+/// its Prometheus runs in agent mode, which Thanos does not notice.
+const OURS_ONLY: &[&str] = &["process_threads", "thanos_sidecar_prometheus_agent_mode"];
 
 #[derive(Debug, Default, PartialEq)]
 struct Family {

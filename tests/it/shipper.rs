@@ -604,7 +604,9 @@ fn half_written_block_fails_alone_with_out_of_order_uploads() {
     );
     assert!(rig.bucket_dir().join(&good1).join("meta.json").is_file());
     assert!(!rig.bucket_dir().join(&good2).exists());
-    assert!(rig.shipper_file().is_none());
+    // Recorded as soon as it was uploaded, though the sync then stopped
+    // (Thanos records nothing of a sync that stops).
+    assert_eq!(rig.recorded(), vec![good1.clone()]);
     sidecar.terminate();
     sidecar.wait_exit(Duration::from_secs(10)).unwrap();
 
@@ -777,6 +779,53 @@ fn sigkill_mid_upload_then_restart_ships_the_block_once() {
     }
     check_meta_json_present(&moto, &id);
     assert!(!rig.tsdb().join("thanos/upload").join(&id).exists());
+}
+
+/// The shipper file is written after every block, not once per sync: a
+/// kill -9 after the 2nd of 5 blocks finds those two recorded, and the
+/// restart uploads only blocks 3 to 5.
+#[test]
+fn sigkill_after_two_of_five_blocks_then_restart_uploads_only_the_other_three() {
+    let rig = Rig::new();
+    let moto = Moto::start();
+    let proxy = FaultyProxy::start(moto.port);
+    let mut ids = Vec::new();
+    for windows_ago in (3..8).rev() {
+        let block = rig.promtool_block(windows_ago, 1);
+        fs::write(block.join("chunks/000002"), vec![9u8; 1024 * 1024]).unwrap();
+        ids.push(rig.place(&block));
+    }
+    ids.sort();
+    // About two and a half blocks get through, then the upload stalls.
+    proxy.pause_after(2 * 1024 * 1024 + 700 * 1024);
+    let config = moto.config(&proxy.endpoint(), "", "");
+    let mut sidecar = Sidecar::start(&rig.args(&config, &[]));
+    assert!(
+        wait_for(Duration::from_secs(30), || proxy.is_paused()),
+        "{}",
+        sidecar.log()
+    );
+    assert!(
+        wait_for(Duration::from_secs(10), || rig.recorded().len() == 2),
+        "recorded {:?} with the 3rd upload stalled: {}",
+        rig.recorded(),
+        sidecar.log()
+    );
+    let first_two = rig.recorded();
+    sidecar.kill();
+    proxy.up();
+
+    let sidecar = Sidecar::start(&rig.args(&config, &[]));
+    assert!(
+        wait_for(Duration::from_secs(30), || rig.recorded() == ids),
+        "{:?}: {}",
+        rig.recorded(),
+        sidecar.log()
+    );
+    assert_eq!(metric(&sidecar, "thanos_shipper_uploads_total"), 3.0);
+    for id in &first_two {
+        check_meta_json_present(&moto, id);
+    }
 }
 
 #[test]
