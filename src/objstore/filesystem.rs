@@ -95,6 +95,15 @@ impl Bucket for Filesystem {
         }
     }
 
+    fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+        match fs::metadata(self.path(key)?) {
+            Ok(m) if !m.is_dir() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::from_io(e, format!("stat {key}"))),
+        }
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         let path = self.path(key)?;
         fs::read(&path).map_err(|e| match e.kind() {

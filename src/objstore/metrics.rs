@@ -174,6 +174,10 @@ impl Bucket for Instrumented {
         self.observe("exists", || self.inner.exists(key), |_| None)
     }
 
+    fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+        self.observe("attributes", || self.inner.size(key), |_| None)
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.observe("get", || self.inner.get(key), |v| Some(v.len() as u64))
     }

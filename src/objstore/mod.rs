@@ -11,7 +11,7 @@
 //! grow with the size of a block.
 
 mod config;
-mod filesystem;
+pub(crate) mod filesystem;
 mod metrics;
 mod prefixed;
 mod s3;
@@ -169,6 +169,10 @@ pub trait Bucket: Send + Sync {
 
     /// Whether an object (not a directory) named `key` exists.
     fn exists(&self, key: &str) -> Result<bool, Error>;
+
+    /// The size of the object named `key` as the bucket stores it; `None`
+    /// when absent (Thanos' `Attributes`).
+    fn size(&self, key: &str) -> Result<Option<u64>, Error>;
 
     /// The whole content of a small object; [`ErrorKind::NotFound`] when absent.
     fn get(&self, key: &str) -> Result<Vec<u8>, Error>;

@@ -41,6 +41,10 @@ impl Bucket for Prefixed {
         self.inner.exists(&self.key(key))
     }
 
+    fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+        self.inner.size(&self.key(key))
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.inner.get(&self.key(key))
     }

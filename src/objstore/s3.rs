@@ -678,6 +678,24 @@ impl Bucket for S3 {
         })
     }
 
+    fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+        self.trace("attributes", key);
+        self.retry(&Cancel::new(), || {
+            let (head, status) = self
+                .bucket
+                .head_object(key)
+                .map_err(|e| Error::other(format!("HEAD {key}: {e}")))?;
+            match status {
+                200..=299 => match head.content_length {
+                    Some(len) if len >= 0 => Ok(Some(len as u64)),
+                    _ => Err(Error::other(format!("HEAD {key}: no Content-Length"))),
+                },
+                404 => Ok(None),
+                code => Err(Error::other(format!("HEAD {key}: HTTP {code}"))),
+            }
+        })
+    }
+
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.trace("get", key);
         self.retry(&Cancel::new(), || {

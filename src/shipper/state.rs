@@ -21,6 +21,7 @@ pub struct ShipperFile {
     pub uploaded: Option<Vec<Ulid>>,
 }
 
+#[derive(Debug)]
 pub enum ReadError {
     Missing,
     Invalid(String),

@@ -272,6 +272,45 @@ impl Shipper {
         Ok((metas, corrupted))
     }
 
+    /// Checks, before `meta.json` makes the block count, that the bucket
+    /// holds every file at its local size: a proxy or server that cut an
+    /// object short would otherwise leave a block that looks whole and is
+    /// not (Thanos #1331, #5859). On a mismatch the block's objects are
+    /// deleted, so the next sync uploads it from scratch.
+    fn verify(&self, id: Ulid, files: &[File]) -> Result<(), String> {
+        let mut problem = None;
+        for file in files.iter().filter(|f| f.rel_path != "meta.json") {
+            let key = format!("{id}/{}", file.rel_path);
+            match self.bucket.size(&key) {
+                Ok(Some(size)) if size as i64 == file.size_bytes => {}
+                Ok(Some(size)) => {
+                    problem = Some(format!(
+                        "{key} is {size} bytes in the bucket, {} locally",
+                        file.size_bytes
+                    ));
+                    break;
+                }
+                Ok(None) => {
+                    problem = Some(format!("{key} is missing from the bucket"));
+                    break;
+                }
+                Err(e) => return Err(format!("verify upload: {e}")),
+            }
+        }
+        let Some(problem) = problem else {
+            return Ok(());
+        };
+        for file in files.iter().filter(|f| f.rel_path != "meta.json") {
+            let key = format!("{id}/{}", file.rel_path);
+            if let Err(e) = self.bucket.delete(&key) {
+                log::warn!(key = key.as_str(), err:% = e; "cannot delete an object of a bad upload");
+            }
+        }
+        Err(format!(
+            "verify upload: {problem}; the block's objects were deleted and it will be uploaded again"
+        ))
+    }
+
     fn upload(&self, meta: &Meta, cancel: &Cancel) -> Result<(), String> {
         let id = meta.ulid;
         log::info!(id:% = id; "upload new block");
@@ -318,6 +357,8 @@ impl Shipper {
                     index.display()
                 )
             })?;
+
+        self.verify(id, &meta.thanos.files)?;
 
         meta.thanos.upload_time = go_time(chrono::Utc::now());
         let json = meta
@@ -654,6 +695,118 @@ impl OverlapChecker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objstore::filesystem::Filesystem;
+    use crate::objstore::Error;
+
+    /// A filesystem bucket that stores one key cut short (once), as a
+    /// misbehaving proxy or server would, and says the upload went well.
+    struct Truncating {
+        inner: Filesystem,
+        victim: String,
+        armed: std::sync::atomic::AtomicBool,
+    }
+
+    impl Bucket for Truncating {
+        fn name(&self) -> String {
+            self.inner.name()
+        }
+        fn upload_file(&self, key: &str, path: &Path, cancel: &Cancel) -> Result<u64, Error> {
+            let size = self.inner.upload_file(key, path, cancel)?;
+            if key.ends_with(&self.victim) && self.armed.swap(false, Ordering::SeqCst) {
+                let data = self.inner.get(key)?;
+                self.inner
+                    .upload_bytes(key, &data[..data.len() / 2], cancel)?;
+            }
+            Ok(size)
+        }
+        fn upload_bytes(&self, key: &str, data: &[u8], cancel: &Cancel) -> Result<(), Error> {
+            self.inner.upload_bytes(key, data, cancel)
+        }
+        fn exists(&self, key: &str) -> Result<bool, Error> {
+            self.inner.exists(key)
+        }
+        fn size(&self, key: &str) -> Result<Option<u64>, Error> {
+            self.inner.size(key)
+        }
+        fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
+            self.inner.get(key)
+        }
+        fn iter(&self, dir: &str) -> Result<Vec<String>, Error> {
+            self.inner.iter(dir)
+        }
+        fn delete(&self, key: &str) -> Result<(), Error> {
+            self.inner.delete(key)
+        }
+    }
+
+    /// A block as Prometheus leaves it: meta.json, index, one chunks file.
+    fn write_block(tsdb: &Path, id: Ulid) {
+        let dir = tsdb.join(id.to_string());
+        fs::create_dir_all(dir.join("chunks")).unwrap();
+        fs::write(dir.join("chunks/000001"), vec![1u8; 4096]).unwrap();
+        fs::write(dir.join("index"), vec![2u8; 1024]).unwrap();
+        let meta = format!(
+            r#"{{"ulid":"{id}","minTime":1700000000000,"maxTime":1700007200000,"stats":{{"numSamples":10,"numSeries":1,"numChunks":1}},"compaction":{{"level":1,"sources":["{id}"]}},"version":1}}"#
+        );
+        fs::write(dir.join("meta.json"), meta).unwrap();
+    }
+
+    #[test]
+    fn an_object_cut_short_in_the_bucket_fails_the_block_and_is_redone() {
+        let tsdb = tempfile::tempdir().unwrap();
+        let bucket_dir = tempfile::tempdir().unwrap();
+        let id = Ulid::from_string("01HZY5N3M1X1TR0J9V7Q9QW6XA").unwrap();
+        write_block(tsdb.path(), id);
+        let bucket = Arc::new(Truncating {
+            inner: Filesystem::new(bucket_dir.path(), "fs".into()).unwrap(),
+            victim: "chunks/000001".into(),
+            armed: true.into(),
+        });
+        let opts = Options {
+            tsdb_path: tsdb.path().to_path_buf(),
+            meta_file_name: "thanos.shipper.json".into(),
+            upload_compacted: false,
+            hash_sha256: false,
+            upload_concurrency: 1,
+            allow_out_of_order_uploads: false,
+            skip_corrupted_blocks: false,
+        };
+        let registry = Registry::new();
+        let shipper = Shipper::new(
+            opts,
+            bucket.clone(),
+            Box::new(|| [("cluster".to_string(), "a".to_string())].into()),
+            Metrics::new(&registry).unwrap(),
+        );
+        let cancel = Cancel::new();
+
+        let err = shipper.sync(&cancel).unwrap_err();
+        assert!(
+            err.message
+                .contains("chunks/000001 is 2048 bytes in the bucket, 4096 locally"),
+            "{}",
+            err.message
+        );
+        // Nothing counts: no meta.json, no record, the half object gone.
+        assert!(!bucket.exists(&format!("{id}/meta.json")).unwrap());
+        assert!(!bucket.exists(&format!("{id}/chunks/000001")).unwrap());
+        assert!(!bucket.exists(&format!("{id}/index")).unwrap());
+        assert!(!state::read(&tsdb.path().join("thanos.shipper.json"))
+            .map(|r| r.contains(&id))
+            .unwrap_or(false));
+
+        // The next sync uploads it whole.
+        assert_eq!(shipper.sync(&cancel).unwrap(), 1);
+        assert_eq!(
+            bucket.size(&format!("{id}/chunks/000001")).unwrap(),
+            Some(4096)
+        );
+        assert!(bucket.exists(&format!("{id}/meta.json")).unwrap());
+        assert_eq!(
+            state::read(&tsdb.path().join("thanos.shipper.json")).unwrap(),
+            vec![id]
+        );
+    }
 
     #[test]
     fn block_names() {
