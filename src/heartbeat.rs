@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::{IntGauge, Registry};
 
-use crate::actor::ActorThread;
+use crate::actor::{ActorThread, Progress};
 use crate::flags::format_model_duration;
 use crate::metadata::Metadata;
 use crate::prometheus::{self, Client};
@@ -52,9 +52,15 @@ pub struct UploadCheck {
 pub struct Handle {
     sender: Option<Sender<Never>>,
     _thread: ActorThread,
+    progress: Arc<Progress>,
 }
 
 impl Handle {
+    /// Ticks after every beat or start-up attempt (see `actor::Progress`).
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+
     /// Asks the thread to stop without waiting: it ends while others stop.
     pub fn stop(&mut self) {
         drop(self.sender.take());
@@ -92,7 +98,14 @@ pub fn spawn(
         .map_err(std::io::Error::other)?;
     // Capacity 0: nothing is ever sent; dropping the sender is the stop signal.
     let (sender, inbox) = crossbeam_channel::bounded(0);
+    // A beat (or a start-up attempt) every interval (at most START_RETRY at
+    // start), each within the timeout, plus the flags check's inner retry.
+    let progress = Progress::new(
+        "heartbeat",
+        config.interval.max(START_RETRY) + config.timeout + FLAGS_RETRY,
+    );
     let actor = Actor {
+        progress: progress.clone(),
         config,
         client,
         metadata,
@@ -105,10 +118,12 @@ pub fn spawn(
     Ok(Handle {
         sender: Some(sender),
         _thread: thread,
+        progress,
     })
 }
 
 struct Actor {
+    progress: Arc<Progress>,
     config: Config,
     client: Client,
     metadata: Arc<Metadata>,
@@ -148,7 +163,10 @@ impl Actor {
         loop {
             select! {
                 recv(self.inbox) -> _ => return,
-                recv(ticker) -> _ => self.beat(),
+                recv(ticker) -> _ => {
+                    self.beat();
+                    self.progress.tick();
+                }
             }
         }
     }
@@ -242,7 +260,9 @@ impl Actor {
         mut attempt: impl FnMut() -> Result<T, Failure>,
     ) -> Result<T, Stopped> {
         loop {
-            match attempt() {
+            let result = attempt();
+            self.progress.tick();
+            match result {
                 Ok(v) => return Ok(v),
                 Err(Failure::Stopped) => return Err(Stopped),
                 Err(Failure::Error(e)) => {

@@ -7,7 +7,7 @@ use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
 use thanos_sidecar::{
-    build_info, grpc, heartbeat, http, logging, metadata, objstore, prometheus, reloader,
+    actor, build_info, grpc, heartbeat, http, logging, metadata, objstore, prometheus, reloader,
     sd_notify, shipper, signals, store, Event,
 };
 
@@ -166,6 +166,9 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let mut started = false;
     let mut grpc = None;
     let mut shipper = None;
+    // The watchdog is fed only while each of these shows progress in time.
+    let mut actors: Vec<Arc<actor::Progress>> = vec![heartbeat.progress()];
+    actors.extend(reloader.progress());
     let result = loop {
         select! {
             recv(events) -> event => match event {
@@ -181,7 +184,10 @@ fn run(args: &flags::Args) -> Result<(), String> {
                     // heartbeat said so in the log).
                     if let Some(bucket) = bucket.as_ref().filter(|_| !metadata.agent_mode()) {
                         match start_shipper(&config, bucket, &metadata, &registry, &events_sender) {
-                            Ok(handle) => shipper = Some(handle),
+                            Ok(handle) => {
+                                actors.push(handle.progress());
+                                shipper = Some(handle);
+                            }
                             Err(e) => break Err(e),
                         }
                     }
@@ -199,8 +205,11 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 }
                 Err(_) => break Ok(()),
             },
-            // Pinged from this loop, so a hung supervisor gets us restarted.
-            recv(watchdog) -> _ => systemd.watchdog(),
+            // Pinged from this loop, and only while every actor is making
+            // progress, so a wedged loop or actor gets us restarted.
+            recv(watchdog) -> _ => if actor::all_alive(&actors) {
+                systemd.watchdog();
+            },
             recv(ready_deadline) -> _ => if !started {
                 break Err(format!(
                     "aborting as no external labels found after waiting {} (--prometheus.ready_timeout): \

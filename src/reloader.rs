@@ -51,6 +51,7 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
@@ -59,7 +60,7 @@ use notify::{EventKind, RecursiveMode, Watcher};
 use prom::{Gauge, IntCounter, IntGauge, IntGaugeVec, Opts, Registry};
 use sha2::{Digest, Sha256};
 
-use crate::actor::ActorThread;
+use crate::actor::{ActorThread, Progress};
 use crate::envsubst;
 use crate::flags::{ReloadMethod, ReloaderConfig};
 use crate::prometheus::{self, Client};
@@ -85,9 +86,17 @@ const COMM_MAX: usize = 15;
 pub struct Handle {
     sender: Option<Sender<Never>>,
     _thread: Option<ActorThread>,
+    progress: Option<Arc<Progress>>,
 }
 
 impl Handle {
+    /// Ticks every time the loop goes round (see `actor::Progress`); none
+    /// when nothing is watched or `--reloader.watch-interval=0` (the loop
+    /// then sleeps until a file changes, which says nothing of its health).
+    pub fn progress(&self) -> Option<Arc<Progress>> {
+        self.progress.clone()
+    }
+
     /// Asks the thread to stop without waiting: it ends while others stop.
     pub fn stop(&mut self) {
         drop(self.sender.take());
@@ -115,6 +124,7 @@ pub fn spawn(
         return Ok(Handle {
             sender: Some(sender),
             _thread: None,
+            progress: None,
         });
     }
     let inputs = Inputs::new(config)?;
@@ -132,7 +142,16 @@ pub fn spawn(
     // Capacity 1: one pending wake-up already says "look again"; more say nothing new.
     let (changed, changes) = crossbeam_channel::bounded(1);
     let watcher = watch(&inputs, &metrics, changed)?;
+    // The loop wakes at least every watch interval; a wake may run a reload
+    // attempt (at most the attempt timeout, plus a signal's one-second settle).
+    let progress = (!config.watch_interval.is_zero()).then(|| {
+        Progress::new(
+            "reloader",
+            config.watch_interval + attempt_timeout(config.watch_interval) + Duration::from_secs(5),
+        )
+    });
     let mut actor = Actor {
+        progress: progress.clone(),
         method: match config.method {
             ReloadMethod::Http => Method::Http,
             ReloadMethod::Signal => Method::Signal {
@@ -168,6 +187,7 @@ pub fn spawn(
     Ok(Handle {
         sender: Some(sender),
         _thread: Some(thread),
+        progress,
     })
 }
 
@@ -554,6 +574,7 @@ impl From<String> for Failure {
 }
 
 struct Actor {
+    progress: Option<Arc<Progress>>,
     method: Method,
     watch_interval: Duration,
     retry_interval: Duration,
@@ -580,6 +601,9 @@ impl Actor {
         self.schedule_check();
         self.attempt();
         loop {
+            if let Some(progress) = &self.progress {
+                progress.tick();
+            }
             let wake = [
                 self.burst
                     .map(|(first, last)| (last + DEBOUNCE_QUIET).min(first + DEBOUNCE_MAX)),

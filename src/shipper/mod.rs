@@ -24,6 +24,7 @@ use std::time::Duration;
 use crossbeam_channel::{select, Receiver, Sender};
 use notify::Watcher as _;
 
+use crate::actor::Progress;
 use crate::metadata::Metadata;
 use crate::objstore::{Bucket, Cancel};
 use crate::Event;
@@ -51,7 +52,20 @@ pub struct Handle {
     sender: Option<Sender<Never>>,
     done: Receiver<()>,
     thread: Option<jod_thread::JoinHandle<()>>,
+    progress: Arc<Progress>,
 }
+
+impl Handle {
+    /// Ticks after every sync (see `actor::Progress`).
+    pub fn progress(&self) -> Arc<Progress> {
+        self.progress.clone()
+    }
+}
+
+/// A sync runs at least every [`SYNC_INTERVAL`]; one that uploads a large
+/// block over a slow link may take this much longer before the shipper is
+/// taken for wedged.
+const UPLOAD_ALLOWANCE: Duration = Duration::from_secs(15 * 60);
 
 impl Drop for Handle {
     fn drop(&mut self) {
@@ -104,10 +118,18 @@ pub fn spawn(
     let actor_cancel = cancel.clone();
     // Capacity 1: the thread says "done" once, without waiting for a reader.
     let (done_tx, done) = crossbeam_channel::bounded(1);
+    let progress = Progress::new("shipper", SYNC_INTERVAL + UPLOAD_ALLOWANCE);
+    let actor_progress = progress.clone();
     let thread = jod_thread::Builder::new()
         .name("shipper".into())
         .spawn(move || {
-            run(shipper, &opts.tsdb_path, inbox, actor_cancel);
+            run(
+                shipper,
+                &opts.tsdb_path,
+                inbox,
+                actor_cancel,
+                &actor_progress,
+            );
             let _ = done_tx.send(());
         })?;
     Ok(Handle {
@@ -115,6 +137,7 @@ pub fn spawn(
         sender: Some(sender),
         done,
         thread: Some(thread),
+        progress,
     })
 }
 
@@ -126,7 +149,13 @@ pub fn check_wal(tsdb_path: &Path) {
     }
 }
 
-fn run(shipper: sync::Shipper, tsdb_path: &Path, inbox: Receiver<Never>, cancel: Cancel) {
+fn run(
+    shipper: sync::Shipper,
+    tsdb_path: &Path,
+    inbox: Receiver<Never>,
+    cancel: Cancel,
+    progress: &Progress,
+) {
     // Capacity 1: one pending "a block appeared" is as good as many.
     let (new_block_tx, new_block) = crossbeam_channel::bounded(1);
     let _watcher = watch(tsdb_path, new_block_tx);
@@ -134,6 +163,7 @@ fn run(shipper: sync::Shipper, tsdb_path: &Path, inbox: Receiver<Never>, cancel:
     let mut retry = Retry::default();
     retry.after(sync_once(&shipper, &cancel));
     loop {
+        progress.tick();
         let retry_timer = match retry.at {
             Some(at) => crossbeam_channel::at(at),
             None => crossbeam_channel::never(),
