@@ -1,8 +1,11 @@
 //! What the sidecar knows about its Prometheus, shared by every thread.
 //!
-//! One mutex guards it. The heartbeat writes it, everyone else reads
-//! it. Readiness lives here too, so `/-/ready`, the gRPC health service and
-//! `thanos_status{check="ready"}` can never disagree.
+//! One mutex guards it. The heartbeat writes what it learns from Prometheus
+//! (labels, lowest timestamp, version, agent mode, "Prometheus is up"); the
+//! main loop writes only "serving" and health; everyone else reads.
+//! Readiness is derived from the two halves under the lock, never set, so
+//! `/-/ready`, the gRPC health service and `thanos_status{check="ready"}`
+//! can never disagree, and a stopping sidecar stays not ready.
 
 use std::sync::{Mutex, MutexGuard};
 
