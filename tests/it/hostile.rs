@@ -145,7 +145,7 @@ fn a_burst_of_series_calls_gets_bounded_threads_and_clear_refusals() {
         "a probe took {slowest_probe:?}"
     );
     eprintln!(
-        "burst: threads {threads_before} -> {threads_held}, VmRSS {rss_before} -> {rss_held} kB, slowest probe {slowest_probe:?}"
+        "hostile: burst of {CALLS} Series, pool {workers}/{queued}: threads {threads_before} -> {threads_held}, VmRSS {rss_before} -> {rss_held} kB, slowest probe {slowest_probe:?}"
     );
     let refusal = sidecar.metric(
         "grpc_server_handled_total{grpc_code=\"ResourceExhausted\",grpc_method=\"Series\",grpc_service=\"thanos.Store\",grpc_type=\"server_stream\"}",
@@ -268,6 +268,9 @@ fn probes_answer_while_slow_clients_hold_connections() {
     // 100 ms, unless the machine is so loaded (the whole suite in parallel
     // on two cores) that probes without any slow client took longer: a
     // stalled probe waits for as long as the slow clients stay (seconds).
+    eprintln!(
+        "hostile: slow clients x20 held open: slowest of 100 probes {slowest:?} ({unloaded:?} without them)"
+    );
     let limit = Duration::from_millis(100).max(unloaded * 3);
     assert!(
         slowest < limit,
@@ -364,6 +367,7 @@ fn a_header_bomb_is_refused_431_without_growing_memory() {
         assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:?}");
     }
     let after = status_field(pid, "VmRSS:");
+    eprintln!("hostile: 8 more 64 MiB header bombs: VmRSS {before} -> {after} kB");
     assert!(
         after < before + 2048,
         "VmRSS grew from {before} kB to {after} kB"
