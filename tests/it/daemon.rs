@@ -474,12 +474,7 @@ fn agent_mode_prometheus_gets_probes_and_apis_but_no_store_or_uploads() {
     assert!(answer.targets.is_some() && answer.metric_metadata.is_some());
     assert!(answer.rules.is_none() && answer.exemplars.is_none());
     let store = StoreClient::new(channel);
-    let mut req = store::SeriesRequest::new();
-    let mut m = thanos_sidecar::proto::store_types::LabelMatcher::new();
-    m.name = "__name__".into();
-    m.value = "up".into();
-    req.matchers = vec![m];
-    req.max_time = i64::MAX;
+    let req = crate::support::grpc::series_of_metric("up");
     let status = crate::support::grpc::collect(store.series(&req)).unwrap_err();
     assert_eq!(status.code(), grpcio::RpcStatusCode::FAILED_PRECONDITION);
     assert!(status.message().contains("agent mode"), "{status:?}");
@@ -540,7 +535,6 @@ fn a_late_prometheus_is_picked_up_within_two_seconds() {
 #[test]
 fn shutdown_with_a_stuck_call_and_fifty_sigterms_ends_within_grace_plus_one_second() {
     use thanos_sidecar::proto::services::StoreClient;
-    use thanos_sidecar::proto::{store, store_types};
 
     let prometheus = Prometheus::start(PrometheusOptions::default());
     let mut args = fast(&prometheus.url());
@@ -559,12 +553,7 @@ fn shutdown_with_a_stuck_call_and_fifty_sigterms_ends_within_grace_plus_one_seco
     };
     kill("-STOP", &prometheus_pid);
     let client = StoreClient::new(crate::support::grpc::connect(sidecar.grpc_port, "stuck"));
-    let mut req = store::SeriesRequest::new();
-    let mut m = store_types::LabelMatcher::new();
-    m.name = "__name__".into();
-    m.value = "up".into();
-    req.matchers = vec![m];
-    req.max_time = i64::MAX;
+    let req = crate::support::grpc::series_of_metric("up");
     let stuck = std::thread::spawn(move || crate::support::grpc::collect(client.series(&req)));
     std::thread::sleep(Duration::from_millis(500));
 

@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use grpcio::RpcStatusCode;
 use thanos_sidecar::proto::services::StoreClient;
-use thanos_sidecar::proto::{store, store_types};
 
-use crate::support::grpc::{collect, connect};
+use crate::support::grpc::{collect, connect, series_of_metric};
 use crate::support::{wait_for, Prometheus, PrometheusOptions, Sidecar};
 
 fn status_field(pid: u32, field: &str) -> u64 {
@@ -78,13 +77,7 @@ fn a_burst_of_series_calls_gets_bounded_threads_and_clear_refusals() {
     let clients: Vec<StoreClient> = (0..8)
         .map(|i| StoreClient::new(connect(sidecar.grpc_port, &format!("burst-{i}"))))
         .collect();
-    let mut matcher = store_types::LabelMatcher::new();
-    matcher.name = "__name__".into();
-    matcher.value = "up".into();
-    let mut req = store::SeriesRequest::new();
-    req.min_time = 0;
-    req.max_time = i64::MAX;
-    req.matchers = vec![matcher];
+    let req = series_of_metric("up");
     let callers: Vec<_> = (0..CALLS)
         .map(|i| {
             let client = clients[i % clients.len()].clone();
@@ -187,6 +180,18 @@ fn pool_sizes_below_one_are_refused_naming_the_flag() {
     }
 }
 
+/// A Prometheus and a sidecar in front of it, ready.
+fn ready_sidecar() -> (Prometheus, Sidecar) {
+    let prometheus = Prometheus::start(PrometheusOptions::default());
+    let sidecar = Sidecar::start(&[format!("--prometheus.url={}", prometheus.url())]);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(20)),
+        "{}",
+        sidecar.log()
+    );
+    (prometheus, sidecar)
+}
+
 /// A raw connection to the sidecar's HTTP port.
 fn raw(sidecar: &Sidecar) -> std::net::TcpStream {
     let url = sidecar.url("");
@@ -204,13 +209,7 @@ fn raw(sidecar: &Sidecar) -> std::net::TcpStream {
 #[test]
 fn probes_answer_while_slow_clients_hold_connections() {
     use std::io::Write;
-    let prometheus = Prometheus::start(PrometheusOptions::default());
-    let sidecar = Sidecar::start(&[format!("--prometheus.url={}", prometheus.url())]);
-    assert!(
-        sidecar.wait_ready(Duration::from_secs(20)),
-        "{}",
-        sidecar.log()
-    );
+    let (_prometheus, sidecar) = ready_sidecar();
 
     let mut unloaded = Duration::ZERO;
     for _ in 0..50 {
@@ -287,13 +286,7 @@ fn probes_answer_while_slow_clients_hold_connections() {
 #[test]
 fn pipelined_and_http10_requests_are_answered_in_order() {
     use std::io::{Read, Write};
-    let prometheus = Prometheus::start(PrometheusOptions::default());
-    let sidecar = Sidecar::start(&[format!("--prometheus.url={}", prometheus.url())]);
-    assert!(
-        sidecar.wait_ready(Duration::from_secs(20)),
-        "{}",
-        sidecar.log()
-    );
+    let (_prometheus, sidecar) = ready_sidecar();
     let mut conn = raw(&sidecar);
     conn.write_all(
         b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\nHEAD /-/ready HTTP/1.1\r\nHost: x\r\n\r\nGET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
@@ -328,13 +321,7 @@ fn pipelined_and_http10_requests_are_answered_in_order() {
 #[test]
 fn a_header_bomb_is_refused_431_without_growing_memory() {
     use std::io::{Read, Write};
-    let prometheus = Prometheus::start(PrometheusOptions::default());
-    let sidecar = Sidecar::start(&[format!("--prometheus.url={}", prometheus.url())]);
-    assert!(
-        sidecar.wait_ready(Duration::from_secs(20)),
-        "{}",
-        sidecar.log()
-    );
+    let (_prometheus, sidecar) = ready_sidecar();
     let pid = sidecar.pid();
     let bomb = |conn: std::net::TcpStream| {
         let mut writer = conn.try_clone().unwrap();

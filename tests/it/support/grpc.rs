@@ -38,3 +38,14 @@ pub fn status(e: grpcio::Error) -> RpcStatus {
         other => RpcStatus::with_message(RpcStatusCode::INTERNAL, format!("{other}")),
     }
 }
+
+/// A Series request for every sample of metric `name`, at any time.
+pub fn series_of_metric(name: &str) -> thanos_sidecar::proto::store::SeriesRequest {
+    let mut matcher = thanos_sidecar::proto::store_types::LabelMatcher::new();
+    matcher.name = "__name__".into();
+    matcher.value = name.into();
+    let mut req = thanos_sidecar::proto::store::SeriesRequest::new();
+    req.matchers = vec![matcher];
+    req.max_time = i64::MAX;
+    req
+}
