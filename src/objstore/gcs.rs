@@ -907,6 +907,130 @@ mod tests {
         assert!(public.verify(b"other", &sig).is_err());
     }
 
+    /// A one-route HTTP server answering every request with `answer`;
+    /// returns its URL and the requests it got (head and body as text).
+    fn token_server(answer: &'static str) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::Write as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Head, then as many body bytes as Content-Length says.
+                loop {
+                    let n = conn.read(&mut buf).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = tx.send(String::from_utf8_lossy(&req).to_string());
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        (url, rx)
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build()
+    }
+
+    #[test]
+    fn service_account_token_is_fetched_with_a_signed_jwt_then_cached() {
+        let Some(json) = test_key_json() else {
+            println!("skipping: openssl genpkey is not available to make a test key");
+            return;
+        };
+        let (url, requests) = token_server(
+            r#"{"access_token": "tok-1", "expires_in": 3600, "token_type": "Bearer"}"#,
+        );
+        let mut key: serde_json::Value = serde_json::from_str(&json).unwrap();
+        key["token_uri"] = url.clone().into();
+        let sa = ServiceAccount::from_json(key.to_string().as_bytes(), "test").unwrap();
+        let public = sa.key.public().as_ref().to_vec();
+        let auth = Auth {
+            source: Source::ServiceAccount(Box::new(sa)),
+            cached: Mutex::new(None),
+        };
+        assert_eq!(auth.token(&agent()).unwrap(), "tok-1");
+        assert_eq!(auth.token(&agent()).unwrap(), "tok-1");
+        let req = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(
+            requests.try_recv().is_err(),
+            "the cached token was not reused"
+        );
+        assert!(req.starts_with("POST /token "), "{req}");
+        let body = req.split("\r\n\r\n").nth(1).unwrap();
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(body.as_bytes())
+                .into_owned()
+                .collect();
+        assert_eq!(
+            form["grant_type"],
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        );
+        let jwt: Vec<&str> = form["assertion"].split('.').collect();
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(jwt[2])
+            .unwrap();
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            public,
+        )
+        .verify(format!("{}.{}", jwt[0], jwt[1]).as_bytes(), &sig)
+        .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(jwt[1])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], url.as_str());
+    }
+
+    #[test]
+    fn metadata_token_is_asked_with_the_flavor_header() {
+        let (url, requests) = token_server(r#"{"access_token": "meta-tok", "expires_in": 1000}"#);
+        let auth = Auth {
+            source: Source::Metadata { url },
+            cached: Mutex::new(None),
+        };
+        assert_eq!(auth.token(&agent()).unwrap(), "meta-tok");
+        let req = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(req.starts_with("GET /token "), "{req}");
+        assert!(
+            req.to_ascii_lowercase().contains("metadata-flavor: google"),
+            "{req}"
+        );
+        let cached = auth.cached.lock().unwrap();
+        let t = cached.as_ref().unwrap();
+        assert!(t.fresh(Instant::now()));
+        assert!(!t.fresh(Instant::now() + Duration::from_secs(1000 - 200)));
+    }
+
     #[test]
     fn bad_keys_are_refused_without_quoting_them() {
         let cases = [
