@@ -17,6 +17,7 @@ pub struct Config {
 pub enum Backend {
     Filesystem(FilesystemConfig),
     S3(Box<S3Config>),
+    Gcs(Box<GcsConfig>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -78,6 +79,61 @@ impl Default for S3Config {
             sts_endpoint: String::new(),
             max_retries: 0,
         }
+    }
+}
+
+/// Thanos' GCS keys (`providers/gcs/gcs.go`); decoded strictly, as Thanos'
+/// `yaml.UnmarshalStrict` does. `Debug` leaves out the service account key.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GcsConfig {
+    pub bucket: String,
+    /// A service account key, the JSON itself (not a path).
+    pub service_account: String,
+    pub use_grpc: bool,
+    pub grpc_conn_pool_size: i64,
+    /// Thanos' `exthttp.HTTPConfig`, the same keys as S3's.
+    pub http_config: S3HttpConfig,
+    /// Bytes per request of a resumable upload; 0 (or less) is the Go
+    /// client's default, 16 MiB.
+    pub chunk_size_bytes: i64,
+    /// Attempts per request (Thanos passes it to `WithMaxAttempts`); 0 is the default.
+    pub max_retries: i64,
+}
+
+impl std::fmt::Debug for GcsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcsConfig")
+            .field("bucket", &self.bucket)
+            .field(
+                "service_account",
+                &if self.service_account.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("use_grpc", &self.use_grpc)
+            .field("grpc_conn_pool_size", &self.grpc_conn_pool_size)
+            .field("http_config", &self.http_config)
+            .field("chunk_size_bytes", &self.chunk_size_bytes)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+impl GcsConfig {
+    fn validate(&self) -> Result<(), String> {
+        let err = |msg: &str| Err(format!("objstore config for type GCS: {msg}"));
+        if self.bucket.is_empty() {
+            return err(
+                "missing Google Cloud Storage bucket name for stored blocks (config.bucket)",
+            );
+        }
+        if self.use_grpc {
+            return err("use_grpc: true is not supported by this sidecar (it speaks GCS' JSON API over HTTP only); remove config.use_grpc");
+        }
+        Ok(())
     }
 }
 
@@ -173,16 +229,7 @@ impl<C: serde::de::DeserializeOwned> Raw<C> {
 }
 
 /// Types Thanos knows but this sidecar does not implement.
-const OTHER_THANOS_TYPES: [&str; 8] = [
-    "GCS",
-    "AZURE",
-    "SWIFT",
-    "COS",
-    "ALIYUNOSS",
-    "BOS",
-    "OCI",
-    "OBS",
-];
+const OTHER_THANOS_TYPES: [&str; 7] = ["AZURE", "SWIFT", "COS", "ALIYUNOSS", "BOS", "OCI", "OBS"];
 
 impl Config {
     /// Parses the (already env-substituted) YAML; `Ok(None)` when it is empty (uploads off).
@@ -206,9 +253,14 @@ impl Config {
                 s3.validate()?;
                 Backend::S3(Box::new(s3))
             }
+            "GCS" => {
+                let gcs = typed::<GcsConfig>(yaml, "GCS")?;
+                gcs.validate()?;
+                Backend::Gcs(Box::new(gcs))
+            }
             other if OTHER_THANOS_TYPES.contains(&other) => {
                 return Err(format!(
-                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, FILESYSTEM)"
+                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, GCS, FILESYSTEM)"
                 ))
             }
             _ => {
@@ -230,6 +282,8 @@ impl Config {
                 format!("fs: {}", dir.display())
             }
             Backend::S3(s3) => s3.bucket.clone(),
+            // Thanos' GCS bucket names itself by the bucket alone.
+            Backend::Gcs(gcs) => gcs.bucket.clone(),
         }
     }
 }
@@ -356,7 +410,7 @@ mod tests {
                 "1.5m",
             ),
             ("type: S3\nconfig: {endpoint: e}\nprefixx: a\n", "prefixx"),
-            ("type: GCS\nconfig: {bucket: b}\n", "GCS"),
+            ("type: AZURE\nconfig: {bucket: b}\n", "AZURE"),
             ("type: FTP\n", "FTP"),
         ];
         for (yaml, needle) in cases {
@@ -391,6 +445,74 @@ mod tests {
                 "config.directory: invalid type: map",
             ),
             ("type: [S3]\n", "type: invalid type: sequence, expected a string at line 1 column 7"),
+        ];
+        for (yaml, needle) in cases {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn gcs_defaults_and_values() {
+        let c = Config::parse("type: GCS\nconfig:\n  bucket: blocks\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.bucket_name(), "blocks");
+        let Backend::Gcs(gcs) = c.backend else {
+            panic!("not GCS")
+        };
+        assert_eq!(
+            *gcs,
+            GcsConfig {
+                bucket: "blocks".into(),
+                ..GcsConfig::default()
+            }
+        );
+        assert_eq!(gcs.http_config.idle_conn_timeout, Duration::from_secs(90));
+        let c = Config::parse(
+            "type: gcs\nconfig:\n  bucket: b\n  service_account: '{\"type\": \"service_account\"}'\n  chunk_size_bytes: 262144\n  max_retries: 2\n  use_grpc: false\n  grpc_conn_pool_size: 4\n  http_config: {response_header_timeout: 30s, tls_config: {ca_file: /x}}\n",
+        )
+        .unwrap()
+        .unwrap();
+        let Backend::Gcs(gcs) = c.backend else {
+            panic!("not GCS")
+        };
+        assert_eq!(gcs.chunk_size_bytes, 262144);
+        assert_eq!(gcs.max_retries, 2);
+        assert_eq!(gcs.grpc_conn_pool_size, 4);
+        assert_eq!(
+            gcs.http_config.response_header_timeout,
+            Duration::from_secs(30)
+        );
+        let debug = format!("{gcs:?}");
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("\"type\""),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn gcs_errors_name_the_key() {
+        let cases = [
+            ("type: GCS\nconfig: {service_account: x}\n", "config.bucket"),
+            ("type: GCS\n", "config.bucket"),
+            (
+                "type: GCS\nconfig: {bucket: b, use_grpc: true}\n",
+                "use_grpc",
+            ),
+            (
+                "type: GCS\nconfig: {bucket: b, chunk_size: 5}\n",
+                "chunk_size",
+            ),
+            ("type: GCS\nconfig: {bucket: b, no_auth: true}\n", "no_auth"),
+            (
+                "type: GCS\nconfig:\n  bucket: b\n  chunk_size_bytes: big\n",
+                "config.chunk_size_bytes: invalid type: string",
+            ),
+            (
+                "type: GCS\nconfig: {bucket: b, http_config: {idle_conn_timeout: soon}}\n",
+                "soon",
+            ),
         ];
         for (yaml, needle) in cases {
             let err = Config::parse(yaml).unwrap_err();

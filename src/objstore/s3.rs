@@ -575,14 +575,14 @@ fn s3_message(body: &str) -> String {
 
 /// Reads `len` bytes of a file from `offset` with positional reads, so
 /// several parts of one file can stream at once from one descriptor.
-struct RangeReader<'a> {
+pub(super) struct RangeReader<'a> {
     file: &'a File,
     pos: u64,
     end: u64,
 }
 
 impl<'a> RangeReader<'a> {
-    fn new(file: &'a File, offset: u64, len: u64) -> RangeReader<'a> {
+    pub(super) fn new(file: &'a File, offset: u64, len: u64) -> RangeReader<'a> {
         RangeReader {
             file,
             pos: offset,

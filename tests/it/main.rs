@@ -5,6 +5,7 @@
 mod apis;
 mod cli;
 mod daemon;
+mod gcs;
 mod hostile;
 mod kubernetes;
 mod matchers;

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // Each test file uses a different subset.
 
 pub mod certs;
+pub mod fake_gcs;
 pub mod faulty;
 pub mod grpc;
 pub mod moto;
@@ -19,6 +20,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 pub use self::certs::Pki;
+pub use self::fake_gcs::FakeGcs;
 pub use self::faulty::FaultyProxy;
 pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
