@@ -267,7 +267,7 @@ fn signature(key: &[u8], string_to_sign: &str) -> Result<String, Error> {
 
 /// What a request came back with, when it was not retried away.
 enum Outcome {
-    Ok(ureq::Response),
+    Ok(Box<ureq::Response>),
     Status(u16, String),
 }
 
@@ -413,16 +413,18 @@ impl Azure {
         loop {
             cancel.check()?;
             let failure = match self.send(&req(), body) {
-                Ok(resp) => return Ok(Outcome::Ok(resp)),
-                Err(ureq::Error::Status(status, resp)) => {
-                    let code = resp.header("x-ms-error-code").unwrap_or("").to_string();
-                    if status != 429 && status < 500 {
-                        return Ok(Outcome::Status(status, code));
+                Ok(resp) => return Ok(Outcome::Ok(Box::new(resp))),
+                Err(e) => match *e {
+                    ureq::Error::Status(status, resp) => {
+                        let code = resp.header("x-ms-error-code").unwrap_or("").to_string();
+                        if status != 429 && status < 500 {
+                            return Ok(Outcome::Status(status, code));
+                        }
+                        format!("HTTP {status} {code}")
                     }
-                    format!("HTTP {status} {code}")
-                }
-                // The URL carries no secret (no SAS); the message names the cause.
-                Err(ureq::Error::Transport(t)) => t.to_string(),
+                    // The URL carries no secret (no SAS); the message names the cause.
+                    ureq::Error::Transport(t) => t.to_string(),
+                },
             };
             if attempt >= attempts {
                 return Err(Error::other(format!(
@@ -439,7 +441,7 @@ impl Azure {
         }
     }
 
-    fn send(&self, req: &Req, body: Option<&[u8]>) -> Result<ureq::Response, ureq::Error> {
+    fn send(&self, req: &Req, body: Option<&[u8]>) -> Result<ureq::Response, Box<ureq::Error>> {
         let date = chrono::Utc::now()
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
@@ -481,6 +483,7 @@ impl Azure {
             Some(b) => r.send_bytes(b),
             None => r.call(),
         }
+        .map_err(Box::new)
     }
 
     fn put(

@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 use crate::support::{wait_for, FaultyProxy, Moto, Prometheus, PrometheusOptions, Sidecar};
 
 /// Everything one test needs on disk, on one filesystem (for renames and hard links).
-struct Rig {
+pub(crate) struct Rig {
     dir: tempfile::TempDir,
-    prometheus: Prometheus,
+    pub(crate) prometheus: Prometheus,
 }
 
 impl Rig {
-    fn new() -> Rig {
+    pub(crate) fn new() -> Rig {
         let prometheus = Prometheus::start(PrometheusOptions {
             extra_args: vec!["--web.enable-admin-api".into()],
             ..Default::default()
@@ -30,22 +30,22 @@ impl Rig {
         Rig { dir, prometheus }
     }
 
-    fn tsdb(&self) -> PathBuf {
+    pub(crate) fn tsdb(&self) -> PathBuf {
         self.dir.path().join("tsdb")
     }
 
-    fn bucket_dir(&self) -> PathBuf {
+    pub(crate) fn bucket_dir(&self) -> PathBuf {
         self.dir.path().join("bucket")
     }
 
-    fn fs_config(&self) -> String {
+    pub(crate) fn fs_config(&self) -> String {
         format!(
             "type: FILESYSTEM\nconfig:\n  directory: {}\n",
             self.bucket_dir().display()
         )
     }
 
-    fn args(&self, objstore: &str, extra: &[&str]) -> Vec<String> {
+    pub(crate) fn args(&self, objstore: &str, extra: &[&str]) -> Vec<String> {
         let mut args = vec![
             format!("--prometheus.url={}", self.prometheus.url()),
             "--prometheus.get_config_interval=500ms".into(),
@@ -58,7 +58,7 @@ impl Rig {
 
     /// A block made by promtool from OpenMetrics text: `series` series with a
     /// sample every 15 s for an hour, in the 2 h window `windows_ago` windows back.
-    fn promtool_block(&self, windows_ago: i64, series: usize) -> PathBuf {
+    pub(crate) fn promtool_block(&self, windows_ago: i64, series: usize) -> PathBuf {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -98,17 +98,17 @@ impl Rig {
     }
 
     /// Moves a block into the TSDB in one rename, as Prometheus does.
-    fn place(&self, block: &Path) -> String {
+    pub(crate) fn place(&self, block: &Path) -> String {
         let name = block.file_name().unwrap().to_str().unwrap().to_string();
         fs::rename(block, self.tsdb().join(&name)).unwrap();
         name
     }
 
-    fn shipper_file(&self) -> Option<String> {
+    pub(crate) fn shipper_file(&self) -> Option<String> {
         fs::read_to_string(self.tsdb().join("thanos.shipper.json")).ok()
     }
 
-    fn recorded(&self) -> Vec<String> {
+    pub(crate) fn recorded(&self) -> Vec<String> {
         let Some(text) = self.shipper_file() else {
             return Vec::new();
         };
@@ -158,7 +158,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 
 /// Checks an uploaded `meta.json` against the local one: top level equal,
 /// `thanos` section exactly Thanos' (text and values), and returns it.
-fn check_meta(uploaded: &[u8], local_dir: &Path, sha256: bool) -> Value {
+pub(crate) fn check_meta(uploaded: &[u8], local_dir: &Path, sha256: bool) -> Value {
     let text = String::from_utf8(uploaded.to_vec()).unwrap();
     let up: Value = serde_json::from_str(&text).unwrap();
     let local: Value =
@@ -220,7 +220,7 @@ fn check_meta(uploaded: &[u8], local_dir: &Path, sha256: bool) -> Value {
     up
 }
 
-fn metric(sidecar: &Sidecar, name: &str) -> f64 {
+pub(crate) fn metric(sidecar: &Sidecar, name: &str) -> f64 {
     sidecar.metric(name).unwrap_or(-1.0)
 }
 
