@@ -4,11 +4,10 @@
 //! Credentials are taken in Thanos' order: `storage_connection_string`
 //! (`AccountName`/`AccountKey`/`BlobEndpoint`/`DefaultEndpointsProtocol`/
 //! `EndpointSuffix`, or `UseDevelopmentStorage=true`), then
-//! `storage_account_key`. The token-based modes Thanos falls back to
-//! (client secret, managed identity, workload identity, the SDK's default
-//! chain) and SAS connection strings are refused at start-up with the key
-//! that asked for them: they are not supported yet, and a daemon that
-//! starts but cannot authenticate would only fail later, quietly.
+//! `storage_account_key`, then an Entra ID bearer token (client secret,
+//! managed identity, workload identity: src/objstore/azure_token.rs). SAS
+//! connection strings and Data Lake Gen2 accounts are refused at start-up,
+//! naming the key: they are not supported yet.
 //!
 //! Objects larger than one piece (3 MiB, the block size Thanos' uploader
 //! uses) go up as block blobs: one Put Block per piece, read from the file
@@ -17,7 +16,8 @@
 //! next piece. Smaller objects are one Put Blob.
 //!
 //! Secrets never reach logs or errors: requests are described by method and
-//! object name only, and the account key lives only in the HMAC.
+//! object name only, the account key lives only in the HMAC and tokens only
+//! in the `Authorization` header.
 
 use std::fs::File;
 use std::io::Read;
@@ -31,6 +31,7 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use super::azure_token::{Source, TokenCredential};
 use super::{AzureConfig, Bucket, Cancel, Error};
 
 /// The Blob service API version every request asks for.
@@ -106,8 +107,21 @@ fn split_url(url: &str, key: &str) -> Result<(String, String), String> {
     Ok((origin, parsed.path().trim_end_matches('/').to_string()))
 }
 
-/// The endpoint and the decoded account key, in Thanos' order of credentials.
-fn endpoint_and_key(cfg: &AzureConfig) -> Result<(Endpoint, Vec<u8>), String> {
+/// How requests are authorized.
+#[derive(Debug, PartialEq)]
+enum Auth {
+    /// Shared Key signing with the decoded account key.
+    SharedKey(Vec<u8>),
+    /// An Entra ID bearer token from this source.
+    Token(Source),
+}
+
+/// The endpoint and the credential, in Thanos' order: connection string,
+/// account key, then a token (`env` reads the environment).
+fn credentials(
+    cfg: &AzureConfig,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Endpoint, Auth), String> {
     let decode = |key: &str, what: &str| {
         B64.decode(key.trim())
             .map_err(|_| format!("{what} is not valid base64"))
@@ -121,7 +135,7 @@ fn endpoint_and_key(cfg: &AzureConfig) -> Result<(Endpoint, Vec<u8>), String> {
                     base_path: format!("/{DEV_ACCOUNT}"),
                     account: DEV_ACCOUNT.into(),
                 },
-                decode(DEV_KEY, "the development account key")?,
+                Auth::SharedKey(decode(DEV_KEY, "the development account key")?),
             ));
         }
         if cs.has_sas && cs.account_key.is_none() {
@@ -152,33 +166,24 @@ fn endpoint_and_key(cfg: &AzureConfig) -> Result<(Endpoint, Vec<u8>), String> {
                 base_path,
                 account,
             },
-            key,
+            Auth::SharedKey(key),
         ));
     }
+    let (origin, base_path) = split_url(
+        &format!("https://{}.{}", cfg.storage_account, cfg.endpoint),
+        "storage_account/endpoint",
+    )?;
+    let endpoint = Endpoint {
+        origin,
+        base_path,
+        account: cfg.storage_account.clone(),
+    };
     if !cfg.storage_account_key.is_empty() {
-        let (origin, base_path) = split_url(
-            &format!("https://{}.{}", cfg.storage_account, cfg.endpoint),
-            "storage_account/endpoint",
-        )?;
-        return Ok((
-            Endpoint {
-                origin,
-                base_path,
-                account: cfg.storage_account.clone(),
-            },
-            decode(&cfg.storage_account_key, "storage_account_key")?,
-        ));
+        let key = decode(&cfg.storage_account_key, "storage_account_key")?;
+        return Ok((endpoint, Auth::SharedKey(key)));
     }
-    // Thanos would now take a token: client secret, else managed identity
-    // with user_assigned_id, else the SDK's default chain (environment,
-    // workload identity, managed identity, Azure CLI).
-    Err(if !cfg.client_secret.is_empty() {
-        "client secret authentication (az_tenant_id, client_id, client_secret) is not supported yet; set storage_account_key or storage_connection_string".into()
-    } else if !cfg.user_assigned_id.is_empty() {
-        "managed identity authentication (user_assigned_id) is not supported yet; set storage_account_key or storage_connection_string".into()
-    } else {
-        "neither storage_account_key nor storage_connection_string is set, and token authentication (workload identity, managed identity, Azure's default credential chain) is not supported yet".into()
-    })
+    // Thanos' token credentials (src/objstore/azure_token.rs).
+    Ok((endpoint, Auth::Token(Source::choose(cfg, env))))
 }
 
 /// Percent-encodes a blob name for a URL path, keeping `/`.
@@ -265,6 +270,19 @@ fn signature(key: &[u8], string_to_sign: &str) -> Result<String, Error> {
     Ok(B64.encode(mac.finalize().into_bytes()))
 }
 
+/// The credential at work: a key, or a token source with its cache.
+enum Authorizer {
+    SharedKey(Vec<u8>),
+    Token(TokenCredential),
+}
+
+/// Why a request got no HTTP answer to judge.
+enum SendError {
+    Http(Box<ureq::Error>),
+    /// No token could be had; retried like a network error.
+    Auth(Error),
+}
+
 /// What a request came back with, when it was not retried away.
 enum Outcome {
     Ok(Box<ureq::Response>),
@@ -274,7 +292,7 @@ enum Outcome {
 pub struct Azure {
     agent: ureq::Agent,
     endpoint: Endpoint,
-    key: Vec<u8>,
+    auth: Authorizer,
     container: String,
     attempts: u32,
     get_attempts: u32,
@@ -313,7 +331,7 @@ impl Azure {
                 return Err(err(format!("{key} is not supported yet")));
             }
         }
-        let (endpoint, key) = endpoint_and_key(cfg).map_err(err)?;
+        let (endpoint, auth) = credentials(cfg, |k| std::env::var(k).ok()).map_err(err)?;
         // ureq's rustls takes the process-wide provider; the sidecar uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = &cfg.http_config;
@@ -333,10 +351,18 @@ impl Azure {
         };
         let attempts = retries(cfg.pipeline_tries()).saturating_add(1);
         let pick = |d: Duration, default| if d.is_zero() { default } else { d };
+        let agent = agent.build();
+        let auth = match auth {
+            Auth::SharedKey(key) => Authorizer::SharedKey(key),
+            Auth::Token(source) => {
+                log::info!(credential = source.describe(); "Azure: authenticating with Entra ID tokens");
+                Authorizer::Token(TokenCredential::new(source, agent.clone()))
+            }
+        };
         let azure = Azure {
-            agent: agent.build(),
+            agent,
             endpoint,
-            key,
+            auth,
             container: cfg.container.clone(),
             attempts,
             get_attempts: attempts.max(retries(cfg.reader_retries()).saturating_add(1)),
@@ -414,7 +440,8 @@ impl Azure {
             cancel.check()?;
             let failure = match self.send(&req(), body) {
                 Ok(resp) => return Ok(Outcome::Ok(Box::new(resp))),
-                Err(e) => match *e {
+                Err(SendError::Auth(e)) => e.message,
+                Err(SendError::Http(e)) => match *e {
                     ureq::Error::Status(status, resp) => {
                         let code = resp.header("x-ms-error-code").unwrap_or("").to_string();
                         if status != 429 && status < 500 {
@@ -441,7 +468,19 @@ impl Azure {
         }
     }
 
-    fn send(&self, req: &Req, body: Option<&[u8]>) -> Result<ureq::Response, Box<ureq::Error>> {
+    /// The `Authorization` header's value for a request.
+    fn authorization(&self, req: &Req, x_ms: &[(String, String)]) -> Result<String, Error> {
+        match &self.auth {
+            Authorizer::SharedKey(key) => {
+                let to_sign = string_to_sign(&self.endpoint.account, req, x_ms);
+                let sig = signature(key, &to_sign)?;
+                Ok(format!("SharedKey {}:{sig}", self.endpoint.account))
+            }
+            Authorizer::Token(cred) => Ok(format!("Bearer {}", cred.token()?)),
+        }
+    }
+
+    fn send(&self, req: &Req, body: Option<&[u8]>) -> Result<ureq::Response, SendError> {
         let date = chrono::Utc::now()
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
@@ -454,9 +493,7 @@ impl Azure {
                 x_ms.push((n.to_string(), v.clone()));
             }
         }
-        let to_sign = string_to_sign(&self.endpoint.account, req, &x_ms);
-        // The HMAC cannot fail for a key of any length; no request is sent unsigned.
-        let sig = signature(&self.key, &to_sign).unwrap_or_default();
+        let authorization = self.authorization(req, &x_ms).map_err(SendError::Auth)?;
         let mut url = format!("{}{}", self.endpoint.origin, req.path);
         if !req.query.is_empty() {
             let q: Vec<String> = req
@@ -467,10 +504,10 @@ impl Azure {
             url = format!("{url}?{}", q.join("&"));
         }
         log::trace!(method = req.method, path = req.path.as_str(); "Azure request");
-        let mut r = self.agent.request(req.method, &url).set(
-            "Authorization",
-            &format!("SharedKey {}:{sig}", self.endpoint.account),
-        );
+        let mut r = self
+            .agent
+            .request(req.method, &url)
+            .set("Authorization", &authorization);
         for (n, v) in &x_ms {
             r = r.set(n, v);
         }
@@ -483,7 +520,7 @@ impl Azure {
             Some(b) => r.send_bytes(b),
             None => r.call(),
         }
-        .map_err(Box::new)
+        .map_err(|e| SendError::Http(Box::new(e)))
     }
 
     fn put(
@@ -867,7 +904,7 @@ mod tests {
         let c = cfg(&format!(
             "type: AZURE\nconfig:\n  storage_account: x\n  container: c\n  storage_connection_string: \"{azurite}\"\n"
         ));
-        let (ep, key) = endpoint_and_key(&c).unwrap();
+        let (ep, auth) = credentials(&c, no_env).unwrap();
         assert_eq!(
             ep,
             Endpoint {
@@ -876,20 +913,20 @@ mod tests {
                 account: DEV_ACCOUNT.into()
             }
         );
-        assert_eq!(key, B64.decode(DEV_KEY).unwrap());
+        assert_eq!(auth, Auth::SharedKey(B64.decode(DEV_KEY).unwrap()));
 
         let mut c = c;
         c.storage_connection_string = "UseDevelopmentStorage=true".into();
         assert_eq!(
-            endpoint_and_key(&c).unwrap().0.base_path,
+            credentials(&c, no_env).unwrap().0.base_path,
             "/devstoreaccount1"
         );
         c.storage_connection_string =
             "DefaultEndpointsProtocol=https;AccountName=acc;AccountKey=a2V5;EndpointSuffix=core.chinacloudapi.cn".into();
-        let (ep, key) = endpoint_and_key(&c).unwrap();
+        let (ep, auth) = credentials(&c, no_env).unwrap();
         assert_eq!(ep.origin, "https://acc.blob.core.chinacloudapi.cn");
         assert_eq!(ep.base_path, "");
-        assert_eq!(key, b"key");
+        assert_eq!(auth, Auth::SharedKey(b"key".to_vec()));
 
         for (cs, needle) in [
             ("AccountName=a", "AccountName and AccountKey"),
@@ -904,27 +941,37 @@ mod tests {
             ("garbage", "Key=Value"),
         ] {
             c.storage_connection_string = cs.into();
-            let err = endpoint_and_key(&c).unwrap_err();
+            let err = credentials(&c, no_env).unwrap_err();
             assert!(err.contains(needle), "{cs}: {err}");
             assert!(!err.contains("SECRET") && !err.contains("%%%"), "{err}");
         }
     }
 
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
     #[test]
-    fn shared_key_endpoint_and_token_modes_refused() {
+    fn shared_key_and_token_endpoints_and_refused_keys() {
         let c = cfg("type: AZURE\nconfig: {storage_account: acc, storage_account_key: a2V5, container: c}\n");
-        let (ep, _) = endpoint_and_key(&c).unwrap();
+        let (ep, _) = credentials(&c, no_env).unwrap();
         assert_eq!(ep.origin, "https://acc.blob.core.windows.net");
+        // Without a key: a token, for the same account URL.
+        let c = cfg("type: AZURE\nconfig: {storage_account: acc, container: c, endpoint: blob.core.usgovcloudapi.net, user_assigned_id: u}\n");
+        let (ep, auth) = credentials(&c, no_env).unwrap();
+        assert_eq!(ep.origin, "https://acc.blob.core.usgovcloudapi.net");
+        assert!(matches!(auth, Auth::Token(Source::Managed { .. })));
+        for extra in [
+            "az_tenant_id: t, client_id: i, client_secret: s",
+            "user_assigned_id: u",
+            "",
+        ] {
+            let c = cfg(&format!(
+                "type: AZURE\nconfig: {{storage_account: acc, container: c, storage_create_container: false, {extra}}}\n"
+            ));
+            assert!(Azure::new(&c).is_ok(), "{extra}");
+        }
         for (extra, needle) in [
-            (
-                "az_tenant_id: t, client_id: i, client_secret: s",
-                "client secret authentication",
-            ),
-            (
-                "user_assigned_id: u",
-                "managed identity authentication (user_assigned_id) is not supported yet",
-            ),
-            ("", "token authentication (workload identity"),
             (
                 "storage_account_key: a2V5, azure_storage_account_type: datalake",
                 "datalake",
@@ -941,6 +988,33 @@ mod tests {
             assert!(err.contains(needle), "{extra}: {err}");
             assert!(err.starts_with("objstore config for type AZURE: "), "{err}");
         }
+    }
+
+    #[test]
+    fn token_mode_sends_a_bearer_token() {
+        let (url, _) = crate::objstore::azure_token::tests::fake(
+            r#"{"expires_in":3600,"access_token":"tok"}"#,
+            200,
+        );
+        let c = cfg("type: AZURE\nconfig: {storage_account: acc, storage_account_key: a2V5, container: c, storage_create_container: false}\n");
+        let mut az = Azure::new(&c).ok().unwrap();
+        az.auth = Authorizer::Token(TokenCredential::new(
+            Source::ClientSecret {
+                authority: url,
+                tenant: "t".into(),
+                client_id: "i".into(),
+                secret: "s".into(),
+            },
+            ureq::Agent::new(),
+        ));
+        let req = Req {
+            method: "GET",
+            path: "/c/x".into(),
+            query: vec![],
+            headers: vec![],
+            content_length: 0,
+        };
+        assert_eq!(az.authorization(&req, &[]).unwrap(), "Bearer tok");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! grow with the size of a block.
 
 mod azure;
+mod azure_token;
 mod config;
 pub(crate) mod filesystem;
 mod metrics;
