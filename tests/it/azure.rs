@@ -208,3 +208,78 @@ fn azure_down_when_a_block_appears_then_back_ships_it() {
         serde_json::from_slice(&azurite.get(&format!("{id}/meta.json")).unwrap()).unwrap();
     assert_eq!(meta["ulid"], Value::from(id.as_str()));
 }
+
+/// A wrong account key is refused by Azurite's signature check: the
+/// sidecar stops at start-up naming the container and the status, and
+/// shows neither key.
+#[test]
+fn azure_wrong_key_stops_start_up_without_leaking_it() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let rig = Rig::new();
+    // A valid base64 key of the right length, but not Azurite's.
+    let wrong = "V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3JvbmdLZXlXcm9uZ0tleVdyb25nS2V5V3Jvbmc=";
+    let config = azurite
+        .config(&format!("127.0.0.1:{}", azurite.port), "", "")
+        .replace(KEY, wrong);
+    let mut sidecar = Sidecar::spawn(&rig.args(&config, &[]), &[]);
+    let status = sidecar.wait_exit(Duration::from_secs(30));
+    let log = sidecar.log();
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{log}");
+    assert!(log.contains("container thanos: HTTP 403"), "{log}");
+    assert!(!log.contains(wrong) && !log.contains(KEY), "{log}");
+}
+
+/// `--shipper.upload-compacted` lists the (prefixed) container and reads
+/// each block's meta.json: a compacted block over an uploaded range is
+/// held back, as Thanos does.
+#[test]
+fn azure_overlap_check_lists_the_prefixed_container() {
+    let Some(azurite) = Azurite::start() else {
+        return;
+    };
+    let rig = Rig::new();
+    let old = rig.place(&rig.promtool_block(6, 1));
+    let config = azurite.config(&format!("127.0.0.1:{}", azurite.port), "", "team/a");
+    let sidecar = Sidecar::start(&rig.args(&config, &["--shipper.upload-compacted"]));
+    assert!(
+        wait_for(Duration::from_secs(20), || rig.recorded()
+            == vec![old.clone()]),
+        "{}",
+        sidecar.log()
+    );
+    let dir = rig.dir.path().join("scratch/compacted");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(rig.tsdb().join(&old))
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let id = ulid::Ulid::from_parts(1_700_000_000_000, 0xC0FFEE).to_string();
+    let mut v: Value = serde_json::from_slice(&fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    v["ulid"] = Value::from(id.as_str());
+    v["compaction"]["level"] = Value::from(2);
+    fs::write(dir.join("meta.json"), serde_json::to_vec(&v).unwrap()).unwrap();
+    fs::rename(&dir, rig.tsdb().join(&id)).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(15), || sidecar
+            .log()
+            .contains(&format!("shipping compacted block {id} is blocked"))),
+        "{}",
+        sidecar.log()
+    );
+    let lists: Vec<String> = azurite
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("comp=list"))
+        .collect();
+    assert!(
+        lists
+            .iter()
+            .any(|r| r.contains("prefix=team%2Fa%2F") && r.contains("delimiter=%2F")),
+        "{lists:?}"
+    );
+    assert!(azurite.get(&format!("team/a/{id}/meta.json")).is_none());
+}

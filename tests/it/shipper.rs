@@ -14,7 +14,7 @@ use crate::support::{wait_for, FaultyProxy, Moto, Prometheus, PrometheusOptions,
 
 /// Everything one test needs on disk, on one filesystem (for renames and hard links).
 pub(crate) struct Rig {
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     pub(crate) prometheus: Prometheus,
 }
 
