@@ -438,6 +438,8 @@ impl Azure {
         let mut attempt = 1;
         loop {
             cancel.check()?;
+            // A throttling answer may say how long to wait (seconds).
+            let mut retry_after = None;
             let failure = match self.send(&req(), body) {
                 Ok(resp) => return Ok(Outcome::Ok(Box::new(resp))),
                 Err(SendError::Auth(e)) => e.message,
@@ -447,6 +449,10 @@ impl Azure {
                         if status != 429 && status < 500 {
                             return Ok(Outcome::Status(status, code));
                         }
+                        retry_after = resp
+                            .header("Retry-After")
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs);
                         format!("HTTP {status} {code}")
                     }
                     // The URL carries no secret (no SAS); the message names the cause.
@@ -458,9 +464,8 @@ impl Azure {
                     "{what}: {failure} (after {attempt} attempts)"
                 )));
             }
-            let delay = self
-                .retry_delay
-                .saturating_mul(1 << (attempt - 1).min(16))
+            let delay = retry_after
+                .unwrap_or_else(|| self.retry_delay.saturating_mul(1 << (attempt - 1).min(16)))
                 .min(self.max_retry_delay);
             log::debug!(object = what, attempt = attempt, err = failure.as_str(); "Azure request failed; retrying");
             sleep_unless_cancelled(delay, cancel)?;
@@ -828,6 +833,7 @@ impl Bucket for Azure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     fn cfg(yaml: &str) -> AzureConfig {
         match crate::objstore::Config::parse(yaml)
@@ -1059,5 +1065,74 @@ mod tests {
     fn blob_names_are_escaped_in_paths() {
         assert_eq!(encode_path("a b/c+d"), "a%20b/c%2Bd");
         assert_eq!(Azure::block_id(7).len(), Azure::block_id(49_999).len());
+    }
+
+    /// A blob endpoint answering `script`'s statuses in turn (then 201),
+    /// recording `METHOD url` of each request.
+    fn scripted(script: Vec<(u16, &'static str)>) -> (Azure, Arc<Mutex<Vec<String>>>) {
+        let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+        let port = server.server_addr().to_ip().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            let mut script = script.into_iter();
+            for req in server.incoming_requests() {
+                log.lock()
+                    .unwrap()
+                    .push(format!("{} {}", req.method(), req.url()));
+                let (status, code) = script.next().unwrap_or((201, ""));
+                let mut resp = tiny_http::Response::empty(status)
+                    .with_header("Retry-After: 0".parse::<tiny_http::Header>().unwrap());
+                if !code.is_empty() {
+                    resp = resp.with_header(
+                        format!("x-ms-error-code: {code}")
+                            .parse::<tiny_http::Header>()
+                            .unwrap(),
+                    );
+                }
+                let _ = req.respond(resp);
+            }
+        });
+        let c = cfg(&format!(
+            "type: AZURE\nconfig:\n  storage_account: a\n  container: c\n  storage_create_container: false\n  max_retries: 2\n  storage_connection_string: \"AccountName=a;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:{port}/a\"\n"
+        ));
+        (Azure::new(&c).ok().unwrap(), seen)
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_retried_client_errors_are_not() {
+        let (az, seen) = scripted(vec![(503, "ServerBusy"), (429, "")]);
+        az.upload_bytes("b/meta.json", b"{}", &Cancel::new())
+            .unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 3);
+
+        let (az, seen) = scripted(vec![(500, "InternalError"); 3]);
+        let err = az.upload_bytes("b/x", b"1", &Cancel::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Put Blob of b/x: HTTP 500 InternalError (after 3 attempts)"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 3);
+
+        let (az, seen) = scripted(vec![(403, "AuthenticationFailed")]);
+        let err = az.upload_bytes("b/x", b"1", &Cancel::new()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Put Blob of b/x: HTTP 403 AuthenticationFailed"
+        );
+        assert_eq!(seen.lock().unwrap().clone(), ["PUT /a/c/b/x"]);
+
+        // Absent objects: HEAD and DELETE answer 404 without error.
+        let (az, _) = scripted(vec![
+            (404, "BlobNotFound"),
+            (404, "BlobNotFound"),
+            (404, "BlobNotFound"),
+        ]);
+        assert_eq!(az.size("b/x").unwrap(), None);
+        az.delete("b/x").unwrap();
+        assert_eq!(
+            az.get("b/x").unwrap_err().kind,
+            crate::objstore::ErrorKind::NotFound
+        );
     }
 }
