@@ -331,6 +331,10 @@ impl Azure {
                 return Err(err(format!("{key} is not supported yet")));
             }
         }
+        if !cfg.msi_resource.is_empty() {
+            // As Thanos warns: the resource is implied by the token's scope.
+            log::warn!("The field msi_resource has been deprecated and should no longer be set");
+        }
         let (endpoint, auth) = credentials(cfg, |k| std::env::var(k).ok()).map_err(err)?;
         // ureq's rustls takes the process-wide provider; the sidecar uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
