@@ -18,6 +18,7 @@ pub enum Backend {
     Filesystem(FilesystemConfig),
     S3(Box<S3Config>),
     Gcs(Box<GcsConfig>),
+    Azure(Box<AzureConfig>),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -199,6 +200,166 @@ pub struct SseConfig {
     pub encryption_key: String,
 }
 
+/// Thanos' Azure keys with Thanos' defaults (`providers/azure/azure.go`).
+/// `Debug` is written by hand: the key, secret and connection string stay out.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureConfig {
+    pub az_tenant_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub storage_account: String,
+    pub storage_account_key: String,
+    pub storage_connection_string: String,
+    pub storage_create_container: bool,
+    pub container: String,
+    pub endpoint: String,
+    pub user_assigned_id: String,
+    pub max_retries: i64,
+    pub reader_config: AzureReaderConfig,
+    pub pipeline_config: AzurePipelineConfig,
+    /// The same keys as S3's (both are Thanos' `exthttp.HTTPConfig`).
+    pub http_config: S3HttpConfig,
+    /// Deprecated in Thanos (the SDK finds the resource); accepted, unused.
+    pub msi_resource: String,
+    pub azure_storage_account_type: String,
+}
+
+impl Default for AzureConfig {
+    fn default() -> Self {
+        AzureConfig {
+            az_tenant_id: String::new(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            storage_account: String::new(),
+            storage_account_key: String::new(),
+            storage_connection_string: String::new(),
+            storage_create_container: true,
+            container: String::new(),
+            endpoint: "blob.core.windows.net".into(),
+            user_assigned_id: String::new(),
+            max_retries: 0,
+            reader_config: AzureReaderConfig::default(),
+            pipeline_config: AzurePipelineConfig::default(),
+            http_config: S3HttpConfig::default(),
+            msi_resource: String::new(),
+            azure_storage_account_type: String::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for AzureConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |s: &str| if s.is_empty() { "" } else { "<redacted>" };
+        f.debug_struct("AzureConfig")
+            .field("storage_account", &self.storage_account)
+            .field("storage_account_key", &set(&self.storage_account_key))
+            .field(
+                "storage_connection_string",
+                &set(&self.storage_connection_string),
+            )
+            .field("client_secret", &set(&self.client_secret))
+            .field("az_tenant_id", &self.az_tenant_id)
+            .field("client_id", &self.client_id)
+            .field("container", &self.container)
+            .field("endpoint", &self.endpoint)
+            .field("storage_create_container", &self.storage_create_container)
+            .field("user_assigned_id", &self.user_assigned_id)
+            .field("max_retries", &self.max_retries)
+            .field("reader_config", &self.reader_config)
+            .field("pipeline_config", &self.pipeline_config)
+            .field("http_config", &self.http_config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzureReaderConfig {
+    pub max_retry_requests: i64,
+}
+
+/// The Azure SDK's retry policy; zero durations mean the SDK's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AzurePipelineConfig {
+    pub max_tries: i64,
+    #[serde(deserialize_with = "model_duration")]
+    pub try_timeout: Duration,
+    #[serde(deserialize_with = "model_duration")]
+    pub retry_delay: Duration,
+    #[serde(deserialize_with = "model_duration")]
+    pub max_retry_delay: Duration,
+}
+
+impl AzureConfig {
+    /// Thanos' checks, all reported at once as Thanos does, each naming its key.
+    fn validate(&self) -> Result<(), String> {
+        let mut errs: Vec<&str> = Vec::new();
+        if !self.user_assigned_id.is_empty() && !self.storage_account_key.is_empty() {
+            errs.push(
+                "user_assigned_id cannot be set when using storage_account_key authentication",
+            );
+        }
+        if !self.user_assigned_id.is_empty() && !self.storage_connection_string.is_empty() {
+            errs.push("user_assigned_id cannot be set when using storage_connection_string authentication");
+        }
+        if !self.user_assigned_id.is_empty() && !self.client_id.is_empty() {
+            errs.push("user_assigned_id cannot be set when using client_id authentication");
+        }
+        let trio = [&self.az_tenant_id, &self.client_id, &self.client_secret];
+        if trio.iter().any(|s| !s.is_empty()) && trio.iter().any(|s| s.is_empty()) {
+            errs.push("az_tenant_id, client_id, and client_secret must be set together");
+        }
+        if !self.storage_account_key.is_empty() && !self.storage_connection_string.is_empty() {
+            errs.push("storage_account_key and storage_connection_string cannot both be set");
+        }
+        if self.storage_account.is_empty() {
+            errs.push("storage_account is required but not configured (config.storage_account)");
+        }
+        if self.container.is_empty() {
+            errs.push("no container specified (config.container)");
+        }
+        if self.pipeline_config.max_tries < 0 {
+            errs.push("the value of pipeline_config.max_tries must be greater than or equal to 0");
+        }
+        if self.reader_config.max_retry_requests < 0 {
+            errs.push(
+                "the value of reader_config.max_retry_requests must be greater than or equal to 0",
+            );
+        }
+        if !matches!(
+            self.azure_storage_account_type.as_str(),
+            "" | "blob" | "datalake"
+        ) {
+            errs.push("azure_storage_account_type must be blob or datalake");
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "objstore config for type AZURE: {}",
+                errs.join(", ")
+            ))
+        }
+    }
+
+    /// Thanos' `max_retries` fills the two specific counts left at zero.
+    pub fn pipeline_tries(&self) -> i64 {
+        match self.pipeline_config.max_tries {
+            0 => self.max_retries.max(0),
+            n => n,
+        }
+    }
+
+    pub fn reader_retries(&self) -> i64 {
+        match self.reader_config.max_retry_requests {
+            0 => self.max_retries.max(0),
+            n => n,
+        }
+    }
+}
+
 fn model_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     crate::flags::model_duration(&s).map_err(serde::de::Error::custom)
@@ -229,7 +390,7 @@ impl<C: serde::de::DeserializeOwned> Raw<C> {
 }
 
 /// Types Thanos knows but this sidecar does not implement.
-const OTHER_THANOS_TYPES: [&str; 7] = ["AZURE", "SWIFT", "COS", "ALIYUNOSS", "BOS", "OCI", "OBS"];
+const OTHER_THANOS_TYPES: [&str; 6] = ["SWIFT", "COS", "ALIYUNOSS", "BOS", "OCI", "OBS"];
 
 impl Config {
     /// Parses the (already env-substituted) YAML; `Ok(None)` when it is empty (uploads off).
@@ -258,9 +419,14 @@ impl Config {
                 gcs.validate()?;
                 Backend::Gcs(Box::new(gcs))
             }
+            "AZURE" => {
+                let az = typed::<AzureConfig>(yaml, "AZURE")?;
+                az.validate()?;
+                Backend::Azure(Box::new(az))
+            }
             other if OTHER_THANOS_TYPES.contains(&other) => {
                 return Err(format!(
-                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, GCS, FILESYSTEM)"
+                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, GCS, AZURE, FILESYSTEM)"
                 ))
             }
             _ => {
@@ -284,6 +450,8 @@ impl Config {
             Backend::S3(s3) => s3.bucket.clone(),
             // Thanos' GCS bucket names itself by the bucket alone.
             Backend::Gcs(gcs) => gcs.bucket.clone(),
+            // Thanos' Azure bucket is named after its container.
+            Backend::Azure(az) => az.container.clone(),
         }
     }
 }
@@ -410,7 +578,7 @@ mod tests {
                 "1.5m",
             ),
             ("type: S3\nconfig: {endpoint: e}\nprefixx: a\n", "prefixx"),
-            ("type: AZURE\nconfig: {bucket: b}\n", "AZURE"),
+            ("type: SWIFT\nconfig: {container: c}\n", "SWIFT"),
             ("type: FTP\n", "FTP"),
         ];
         for (yaml, needle) in cases {
@@ -549,5 +717,48 @@ mod tests {
             let err = Config::parse(yaml).unwrap_err();
             assert!(err.contains("no s3 endpoint"), "{yaml:?}: {err}");
         }
+    }
+
+    #[test]
+    fn azure_defaults_and_errors() {
+        let c = Config::parse(
+            "type: AZURE\nconfig:\n  storage_account: acc\n  storage_account_key: a2V5\n  container: thanos\n  max_retries: 2\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(c.bucket_name(), "thanos");
+        let Backend::Azure(az) = c.backend else {
+            panic!("not AZURE")
+        };
+        assert_eq!(az.endpoint, "blob.core.windows.net");
+        assert!(az.storage_create_container);
+        assert_eq!((az.pipeline_tries(), az.reader_retries()), (2, 2));
+        assert_eq!(
+            az.http_config.response_header_timeout,
+            Duration::from_secs(120)
+        );
+        assert!(!format!("{az:?}").contains("a2V5"));
+
+        let cases = [
+            ("type: AZURE\nconfig: {container: c, storage_account_key: k}\n", "storage_account is required"),
+            ("type: AZURE\nconfig: {storage_account: a}\n", "no container specified (config.container)"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, storage_account_key: k, storage_connection_string: s}\n", "storage_account_key and storage_connection_string cannot both be set"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, client_id: i}\n", "az_tenant_id, client_id, and client_secret must be set together"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, storage_account_key: k, user_assigned_id: u}\n", "user_assigned_id cannot be set when using storage_account_key"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, pipeline_config: {max_tries: -1}}\n", "pipeline_config.max_tries"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, reader_config: {max_retry_requests: -1}}\n", "reader_config.max_retry_requests"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, storage_acount_key: k}\n", "storage_acount_key"),
+            ("type: AZURE\nconfig: {storage_account: a, container: c, pipeline_config: {try_timeout: 5}}\n", "config.pipeline_config: not a valid duration string: \"5\""),
+        ];
+        for (yaml, needle) in cases {
+            let err = Config::parse(yaml).unwrap_err();
+            assert!(err.contains(needle), "{yaml:?}: {err}");
+        }
+        // Several problems are reported together, as Thanos does.
+        let err = Config::parse("type: azure\nconfig: {}\n").unwrap_err();
+        assert!(
+            err.contains("storage_account is required") && err.contains("no container"),
+            "{err}"
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! Object storage, configured by Thanos' objstore YAML (`--objstore.config(-file)`).
 //!
 //! The sidecar supports the back ends its users deploy on small hosts:
-//! `S3` (any S3-compatible server), `GCS` and `FILESYSTEM`. Both are validated at
+//! `S3` (any S3-compatible server), `GCS`, `AZURE` (Blob Storage, Azurite) and
+//! `FILESYSTEM`. All are validated at
 //! start-up, strictly, so a typo in a key stops the daemon with the key's name
 //! instead of silently uploading nowhere.
 //!
@@ -10,6 +11,8 @@
 //! the shipper needs. Uploads stream from a file on disk, so memory does not
 //! grow with the size of a block.
 
+mod azure;
+mod azure_token;
 mod config;
 pub(crate) mod filesystem;
 mod gcs;
@@ -23,7 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub use config::{Backend, Config, FilesystemConfig, GcsConfig, S3Config};
+pub use config::{AzureConfig, Backend, Config, FilesystemConfig, GcsConfig, S3Config};
 
 /// What went wrong in a bucket operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,6 +196,7 @@ pub fn open(config: &Config, registry: &prom::Registry) -> Result<Arc<dyn Bucket
         Backend::Filesystem(fs) => Box::new(filesystem::Filesystem::new(&fs.directory, name)?),
         Backend::S3(s3) => Box::new(s3::S3::new(s3)?),
         Backend::Gcs(gcs) => Box::new(gcs::Gcs::new(gcs)?),
+        Backend::Azure(az) => Box::new(azure::Azure::new(az)?),
     };
     let prefixed: Box<dyn Bucket> = if config.prefix.is_empty() {
         backend

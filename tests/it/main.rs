@@ -3,6 +3,7 @@
 //! One test binary (faster to link than one per file); one module per concern.
 
 mod apis;
+mod azure;
 mod cli;
 mod daemon;
 mod gcs;

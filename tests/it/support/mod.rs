@@ -1,10 +1,11 @@
 //! Real parts for integration tests: a Prometheus server, the sidecar binary,
-//! an S3 server (moto), a recording HTTP proxy, a faulty TCP proxy and a
+//! an S3 server (moto), an Azure Blob server (Azurite), a recording HTTP proxy, a faulty TCP proxy and a
 //! Thanos Querier, each started on free loopback ports and stopped when
 //! dropped; gRPC client helpers and a remote-write client.
 
 #![allow(dead_code)] // Each test file uses a different subset.
 
+pub mod azurite;
 pub mod certs;
 pub mod fake_gcs;
 pub mod faulty;
@@ -19,6 +20,7 @@ pub mod thanos;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
+pub use self::azurite::Azurite;
 pub use self::certs::Pki;
 pub use self::fake_gcs::FakeGcs;
 pub use self::faulty::FaultyProxy;
