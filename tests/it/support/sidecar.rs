@@ -61,7 +61,7 @@ pub fn command() -> Command {
             cmd.arg(binary());
             cmd
         }
-        None => crate::support::sidecar::command(),
+        None => Command::new(binary()),
     }
 }
 
