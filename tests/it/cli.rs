@@ -1,14 +1,11 @@
 //! The command line as operators type it: Thanos' spellings, exit codes, messages.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::support::sidecar::binary;
+use crate::support::sidecar::command;
 
 fn run(args: &[&str]) -> Output {
-    Command::new(binary())
-        .args(args)
-        .output()
-        .expect("run thanos-sidecar")
+    command().args(args).output().expect("run thanos-sidecar")
 }
 
 /// Runs `sidecar ARGS` (loopback listeners), expecting exit `code` and `needle` on stderr.

@@ -232,7 +232,7 @@ fn native_histograms_pass_through_series_byte_for_byte() {
     assert_eq!(got, direct, "chunks differ from a direct remote read");
 
     // `store series --samples` says what each histogram chunk holds.
-    let out = std::process::Command::new(crate::support::sidecar::binary())
+    let out = crate::support::sidecar::command()
         .args(["store", "series", "--samples", "--match=it_hist"])
         .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
         .arg(format!("--min-time={min}"))
@@ -525,7 +525,7 @@ fn utf8_names_pass_through_series_labels_and_matchers() {
     }
 
     // `store series` takes Prometheus 3's quoted names and prints them so.
-    let out = std::process::Command::new(crate::support::sidecar::binary())
+    let out = crate::support::sidecar::command()
         .args(["store", "series", r#"--match={"my.metric", "a.b"="c"}"#])
         .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
         .arg(format!("--min-time={start}"))

@@ -669,7 +669,7 @@ fn s3_outage_mid_upload_records_nothing_then_completes() {
         .api("/api/v1/series?match[]=up")
         .as_array()
         .is_none_or(|a| a.is_empty())));
-    let series = std::process::Command::new(crate::support::sidecar::binary())
+    let series = crate::support::sidecar::command()
         .args(["store", "series", "--match=up"])
         .arg(format!("--store=127.0.0.1:{}", sidecar.grpc_port))
         .output()

@@ -847,7 +847,7 @@ fn thanos_query_agrees_with_prometheus() {
 fn store_cli_series_agrees_with_promtool_query_range() {
     let rig = start_rig(&[]);
     let (start, end) = (data_start() + 3600, data_start() + 2 * 3600 - STEP);
-    let ours = std::process::Command::new(crate::support::sidecar::binary())
+    let ours = crate::support::sidecar::command()
         .args(["store", "series", "--samples"])
         .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
         .arg(r#"--match=it_temperature{sensor="s05"}"#)

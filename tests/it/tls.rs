@@ -11,7 +11,7 @@ use grpcio::{CallOption, ChannelBuilder, ChannelCredentialsBuilder, EnvBuilder, 
 use thanos_sidecar::proto::services::StoreClient;
 use thanos_sidecar::proto::{store, store_types};
 
-use crate::support::sidecar::binary;
+use crate::support::sidecar::command;
 use crate::support::{wait_for, ConnectProxy, Pki, Prometheus, PrometheusOptions, Sidecar};
 
 fn fast(prometheus_url: &str) -> Vec<String> {
@@ -220,7 +220,7 @@ fn grpc_tls_picks_up_a_rotated_certificate() {
 fn bad_grpc_tls_files_exit_1_naming_the_file() {
     let pki = Pki::new();
     let run = |args: Vec<String>| {
-        let out = std::process::Command::new(binary())
+        let out = command()
             .arg("sidecar")
             .arg("--http-address=127.0.0.1:0")
             .arg("--grpc-address=127.0.0.1:0")
@@ -429,7 +429,7 @@ fn bad_http_config_exits_1_naming_the_key() {
     for (yaml, needle) in cases {
         let web = dir.path().join("web.yml");
         std::fs::write(&web, &yaml).unwrap();
-        let out = std::process::Command::new(binary())
+        let out = command()
             .arg("sidecar")
             .arg("--http-address=127.0.0.1:0")
             .arg(format!("--http.config={}", web.display()))
@@ -665,7 +665,7 @@ fn secrets_stay_out_of_logs_metrics_and_help() {
         url_password.log()
     );
 
-    let help = std::process::Command::new(binary())
+    let help = command()
         .args(["sidecar", "--prometheus.http-client"])
         .arg(format!("bearer_token: {TOKEN}"))
         .arg("--help")

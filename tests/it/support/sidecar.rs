@@ -13,13 +13,55 @@ pub struct Sidecar {
     child: Child,
 }
 
-/// The binary cargo built for these tests.
 /// The binary under test: `THANOS_SIDECAR_BIN` when set (the static release
 /// build runs the whole suite that way), else the one cargo just built.
 pub fn binary() -> PathBuf {
     match std::env::var_os("THANOS_SIDECAR_BIN") {
         Some(path) => PathBuf::from(path),
         None => PathBuf::from(env!("CARGO_BIN_EXE_thanos-sidecar")),
+    }
+}
+
+/// The emulator the binary under test runs in, from `THANOS_SIDECAR_RUNNER`
+/// (e.g. `qemu-aarch64-static`: scripts/test-targets runs the suite against
+/// each foreign build that way), or None for a native binary.
+pub fn emulated() -> Option<String> {
+    std::env::var("THANOS_SIDECAR_RUNNER")
+        .ok()
+        .filter(|runner| !runner.is_empty())
+}
+
+/// True, after saying why on stderr, when the binary runs under an emulator
+/// and `what` the test measures is the emulator's rather than the sidecar's
+/// (qemu-user's RSS holds its translated code, its threads and its timing
+/// are its own), so the test has nothing meaningful to check.
+pub fn skip_if_emulated(what: &str) -> bool {
+    match emulated() {
+        Some(runner) => {
+            // Straight to the process' stderr, past libtest's capture of
+            // `eprintln!`, so the reason shows in the run's output (and
+            // scripts/test-targets counts these lines).
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped under {runner}: {what} would measure the emulator, not the sidecar"
+            );
+            true
+        }
+        None => false,
+    }
+}
+
+/// A command that runs the binary under test, in its emulator if it has one
+/// (`runner binary args...`): every test spawns the sidecar through this.
+pub fn command() -> Command {
+    match emulated() {
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(binary());
+            cmd
+        }
+        None => Command::new(binary()),
     }
 }
 
@@ -71,7 +113,7 @@ impl Sidecar {
     ) -> Sidecar {
         let dir = tempfile::tempdir().expect("temp dir");
         let log = std::fs::File::create(dir.path().join("sidecar.log")).expect("log file");
-        let child = Command::new(binary())
+        let child = command()
             .args(argv)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
