@@ -23,7 +23,7 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -472,7 +472,7 @@ impl Azure {
                 .unwrap_or_else(|| self.retry_delay.saturating_mul(1 << (attempt - 1).min(16)))
                 .min(self.max_retry_delay);
             log::debug!(object = what, attempt = attempt, err = failure.as_str(); "Azure request failed; retrying");
-            sleep_unless_cancelled(delay, cancel)?;
+            cancel.sleep(delay)?;
             attempt += 1;
         }
     }
@@ -640,18 +640,6 @@ impl Azure {
     }
 }
 
-fn sleep_unless_cancelled(delay: Duration, cancel: &Cancel) -> Result<(), Error> {
-    let end = Instant::now() + delay;
-    loop {
-        cancel.check()?;
-        let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        std::thread::sleep((end - now).min(Duration::from_millis(100)));
-    }
-}
-
 fn query_escape(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -702,12 +690,7 @@ impl Bucket for Azure {
     }
 
     fn upload_file(&self, key: &str, path: &Path, cancel: &Cancel) -> Result<u64, Error> {
-        let mut file =
-            File::open(path).map_err(|e| Error::from_io(e, format!("open {}", path.display())))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::from_io(e, format!("stat {}", path.display())))?
-            .len();
+        let (mut file, size) = super::open_sized(path)?;
         if size <= PIECE_SIZE {
             let mut data = Vec::with_capacity(size as usize);
             file.read_to_end(&mut data)

@@ -464,7 +464,7 @@ impl Gcs {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Retry(e)) if attempt < self.attempts => {
                     log::debug!(err:% = e, attempt = attempt; "GCS request failed; retrying");
-                    pause(backoff(attempt), cancel)?;
+                    cancel.sleep(backoff(attempt))?;
                     attempt += 1;
                 }
                 Err(a) => return Err(a.into_error()),
@@ -618,7 +618,7 @@ impl Gcs {
                 Err(Attempt::Retry(e)) if failures + 1 < self.attempts => {
                     failures += 1;
                     log::debug!(err:% = e, attempt = failures; "GCS chunk failed; asking the session where to resume");
-                    pause(backoff(failures), cancel)?;
+                    cancel.sleep(backoff(failures))?;
                     match self.session_status(&session, size, &what, cancel) {
                         Ok(Progress::Done) => return Ok(()),
                         Ok(Progress::Persisted(n)) => offset = n,
@@ -682,16 +682,6 @@ fn backoff(attempt: u32) -> Duration {
         .min(Duration::from_secs(5))
 }
 
-/// Sleeps `d`, waking early (with an error) on cancel.
-fn pause(d: Duration, cancel: &Cancel) -> Result<(), Error> {
-    let end = Instant::now() + d;
-    while Instant::now() < end {
-        cancel.check()?;
-        std::thread::sleep((end - Instant::now()).min(Duration::from_millis(50)));
-    }
-    cancel.check()
-}
-
 impl Bucket for Gcs {
     fn name(&self) -> String {
         self.name.clone()
@@ -699,12 +689,7 @@ impl Bucket for Gcs {
 
     fn upload_file(&self, key: &str, path: &Path, cancel: &Cancel) -> Result<u64, Error> {
         self.trace("upload", key);
-        let file =
-            File::open(path).map_err(|e| Error::from_io(e, format!("open {}", path.display())))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::from_io(e, format!("stat {}", path.display())))?
-            .len();
+        let (file, size) = super::open_sized(path)?;
         if size <= self.chunk_size {
             self.simple_upload(
                 key,

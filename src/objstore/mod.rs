@@ -25,6 +25,7 @@ use std::io::{self, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub use config::{AzureConfig, Backend, Config, FilesystemConfig, GcsConfig, S3Config};
 
@@ -135,6 +136,30 @@ impl Cancel {
             Ok(())
         }
     }
+
+    /// Sleeps `d` (a retry's backoff), waking early with an error on cancel.
+    pub fn sleep(&self, d: Duration) -> Result<(), Error> {
+        let end = Instant::now() + d;
+        loop {
+            self.check()?;
+            let now = Instant::now();
+            if now >= end {
+                return Ok(());
+            }
+            std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// The file to upload and its size, with errors naming its path.
+fn open_sized(path: &Path) -> Result<(std::fs::File, u64), Error> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::from_io(e, format!("open {}", path.display())))?;
+    let size = file
+        .metadata()
+        .map_err(|e| Error::from_io(e, format!("stat {}", path.display())))?
+        .len();
+    Ok((file, size))
 }
 
 const CANCELLED_IO: &str = "upload cancelled";

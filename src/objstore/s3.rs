@@ -638,12 +638,7 @@ impl Bucket for S3 {
 
     fn upload_file(&self, key: &str, path: &Path, cancel: &Cancel) -> Result<u64, Error> {
         self.trace("upload", key);
-        let file =
-            File::open(path).map_err(|e| Error::from_io(e, format!("open {}", path.display())))?;
-        let size = file
-            .metadata()
-            .map_err(|e| Error::from_io(e, format!("stat {}", path.display())))?
-            .len();
+        let (file, size) = super::open_sized(path)?;
         if self.disable_multipart || size < self.part_size {
             self.put_range(key, &file, 0, size, None, cancel)?;
         } else {
