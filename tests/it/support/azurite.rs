@@ -180,15 +180,7 @@ impl Azurite {
 
     /// `METHOD /path?query` of each request Azurite logged, in order.
     pub fn requests(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter_map(|line| {
-                let start = line.find('"')? + 1;
-                let rest = &line[start..];
-                let end = rest.find(" HTTP/")?;
-                Some(rest[..end].to_string())
-            })
-            .collect()
+        super::logged_requests(&self.log(), "\"")
     }
 
     fn client(&self, args: &[&str]) -> (Option<i32>, Vec<u8>) {

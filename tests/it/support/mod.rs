@@ -82,3 +82,15 @@ pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
         value.trim().parse().ok()
     })
 }
+
+/// `METHOD /path?query` of each request in a server's access log, whose
+/// request line follows `opening` (e.g. `"`) and ends before ` HTTP/`.
+pub fn logged_requests(log: &str, opening: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = &line[line.find(opening)? + opening.len()..];
+            let end = rest.find(" HTTP/")?;
+            Some(rest[..end].to_string())
+        })
+        .collect()
+}

@@ -112,15 +112,7 @@ impl Moto {
 
     /// `METHOD /path?query` of each request moto answered, in order.
     pub fn requests(&self) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter_map(|line| {
-                let start = line.find("] \"")? + 3;
-                let rest = &line[start..];
-                let end = rest.find(" HTTP/")?;
-                Some(rest[..end].to_string())
-            })
-            .collect()
+        super::logged_requests(&self.log(), "] \"")
     }
 
     /// All keys in the bucket (moto in auth mode still lets the admin
