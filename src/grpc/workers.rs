@@ -15,8 +15,16 @@
 //! Each thread is named after the call it runs (`store-series`,
 //! `api-rules`, ...) and `grpc-worker` while it waits, so `top -H` and
 //! `/proc/PID/task/*/comm` show what the sidecar is doing.
+//!
+//! A call whose client is gone (cancelled, or past its deadline) is given
+//! up through its [`Ticket`]: queued, it never runs; running, its thread
+//! leaves the pool at once and ends when the call's work returns. The work
+//! notices a gone client at its next message, but a thread blocked before
+//! Prometheus' first byte cannot be interrupted (ureq 2 gives no handle on
+//! its socket), and without this one stalled Prometheus answer would hold a
+//! worker for the whole read timeout while the calls behind it wait.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,6 +39,16 @@ const POLL: Duration = Duration::from_millis(200);
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// A call's place in the pool, as its [`Ticket`] and its thread see it.
+type JobState = Arc<AtomicU8>;
+const QUEUED: u8 = 0;
+const RUNNING: u8 = 1;
+const DONE: u8 = 2;
+/// Given up before a thread took it: it will not run.
+const DROPPED: u8 = 3;
+/// Given up while running: its thread has left the pool.
+const DETACHED: u8 = 4;
+
 /// Cheap to clone; every clone is the same pool.
 #[derive(Clone)]
 pub struct Workers {
@@ -40,8 +58,8 @@ pub struct Workers {
 struct Shared {
     // Capacity `--grpc-server-max-queued-calls`: calls waiting for a busy
     // pool (see the module doc).
-    sender: Sender<(&'static str, Job)>,
-    receiver: Receiver<(&'static str, Job)>,
+    sender: Sender<(&'static str, JobState, Job)>,
+    receiver: Receiver<(&'static str, JobState, Job)>,
     /// At most this many threads; each costs its touched stack and
     /// allocator pages (~0.5 MB under load).
     max_workers: usize,
@@ -49,6 +67,10 @@ struct Shared {
     live: AtomicUsize,
     /// Threads waiting for a job.
     idle: AtomicUsize,
+    /// Threads that left the pool with a given-up call still running; at
+    /// most `max_workers`, so a Prometheus that never answers costs at most
+    /// twice the pool's threads before calls queue again.
+    detached: AtomicUsize,
     stopping: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -65,20 +87,23 @@ impl Workers {
                 max_workers: max_workers.max(1),
                 live: AtomicUsize::new(0),
                 idle: AtomicUsize::new(0),
+                detached: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
                 threads: Mutex::new(Vec::new()),
             }),
         }
     }
 
-    /// Runs `job` on a pool thread named `name` while it runs.
+    /// Runs `job` on a pool thread named `name` while it runs; the ticket
+    /// gives it up.
     pub fn spawn(
         &self,
         name: &'static str,
         job: impl FnOnce() + Send + 'static,
-    ) -> Result<(), RpcStatus> {
+    ) -> Result<Ticket, RpcStatus> {
         let shared = &self.shared;
-        match shared.sender.try_send((name, Box::new(job))) {
+        let state = Arc::new(AtomicU8::new(QUEUED));
+        match shared.sender.try_send((name, state.clone(), Box::new(job))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(RpcStatus::with_message(
@@ -102,7 +127,10 @@ impl Workers {
         if shared.receiver.len() > shared.idle.load(Ordering::Acquire) {
             self.grow();
         }
-        Ok(())
+        Ok(Ticket {
+            state,
+            workers: self.clone(),
+        })
     }
 
     fn grow(&self) {
@@ -135,9 +163,14 @@ impl Workers {
         }
     }
 
-    /// Threads running now (busy or waiting).
+    /// Threads in the pool now (busy or waiting).
     pub fn threads(&self) -> usize {
         self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Threads that left the pool with a given-up call still running.
+    pub fn detached(&self) -> usize {
+        self.shared.detached.load(Ordering::Acquire)
     }
 
     /// Lets the queued calls finish, then joins every thread that ends
@@ -180,32 +213,104 @@ fn work(pool: &Shared) {
         pool.idle.fetch_add(1, Ordering::AcqRel);
         let next = pool.receiver.recv_timeout(POLL);
         pool.idle.fetch_sub(1, Ordering::AcqRel);
-        match next {
-            Ok((name, job)) => {
-                waited = Duration::ZERO;
-                set_name(name);
-                // The calls' work catches its own panics (to answer the
-                // call); this keeps the thread should anything else panic.
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                set_name("grpc-worker");
-            }
+        let job = match next {
+            Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
                 waited += POLL;
-                if pool.stopping.load(Ordering::Acquire) || waited >= IDLE {
-                    // Ending: take nothing queued with us.
-                    if let Ok((name, job)) = pool.receiver.try_recv() {
-                        set_name(name);
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                        set_name("grpc-worker");
-                        continue;
-                    }
-                    break;
+                if !(pool.stopping.load(Ordering::Acquire) || waited >= IDLE) {
+                    continue;
+                }
+                // Ending: take nothing queued with us.
+                match pool.receiver.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
                 }
             }
             Err(RecvTimeoutError::Disconnected) => break,
+        };
+        waited = Duration::ZERO;
+        if run(pool, job) == Left::Pool {
+            return;
         }
     }
     pool.live.fetch_sub(1, Ordering::AcqRel);
+}
+
+#[derive(PartialEq)]
+enum Left {
+    /// The thread is still one of the pool's.
+    Nothing,
+    /// The job was given up while it ran: the thread is no longer the
+    /// pool's (its `live` count was taken back then) and must end.
+    Pool,
+}
+
+fn run(pool: &Shared, (name, state, job): (&'static str, JobState, Job)) -> Left {
+    if state
+        .compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Left::Nothing; // Given up while queued.
+    }
+    set_name(name);
+    // The calls' work catches its own panics (to answer the call); this
+    // keeps the thread should anything else panic.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    if state
+        .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        pool.detached.fetch_sub(1, Ordering::AcqRel);
+        return Left::Pool;
+    }
+    set_name("grpc-worker");
+    Left::Nothing
+}
+
+/// A call handed to the pool, held by whoever answers its client.
+pub struct Ticket {
+    state: JobState,
+    workers: Workers,
+}
+
+impl Ticket {
+    /// The client is gone: a queued call will not run; a running one's
+    /// thread leaves the pool (the pool starts another when calls wait) and
+    /// ends once the work returns. Beyond `max_workers` such threads the
+    /// running call keeps its place instead: a Prometheus that never answers
+    /// then fills the pool, and calls queue and are refused as in any burst.
+    pub fn give_up(&self) {
+        let shared = &self.workers.shared;
+        if self
+            .state
+            .compare_exchange(QUEUED, DROPPED, Ordering::AcqRel, Ordering::Acquire)
+            != Err(RUNNING)
+        {
+            return; // Dropped now, or already done.
+        }
+        let reserved = shared
+            .detached
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < shared.max_workers).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return;
+        }
+        if self
+            .state
+            .compare_exchange(RUNNING, DETACHED, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // It finished meanwhile and stays in the pool.
+            shared.detached.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        log::debug!(detached = shared.detached.load(Ordering::Acquire); "a gRPC call given up while running; its thread left the pool");
+        if !shared.receiver.is_empty() {
+            self.workers.grow();
+        }
+    }
 }
 
 /// The OS thread name (`comm`, at most 15 bytes) shown by `top -H`.
@@ -256,7 +361,7 @@ mod tests {
             match workers.spawn("test-hold", move || {
                 let _ = hold.recv();
             }) {
-                Ok(()) => accepted += 1,
+                Ok(_) => accepted += 1,
                 Err(status) => {
                     refused = Some(status);
                     break;
@@ -274,6 +379,89 @@ mod tests {
         for _ in 0..accepted {
             release.send(()).unwrap();
         }
+        workers.join_all(Duration::from_secs(5));
+        assert_eq!(workers.threads(), 0);
+    }
+
+    /// A job that waits until its `release` sender is dropped or sent to.
+    fn held(release: &crossbeam_channel::Receiver<()>, ran: &Arc<AtomicU32>) -> impl FnOnce() {
+        let (release, ran) = (release.clone(), ran.clone());
+        move || {
+            ran.fetch_add(1, Ordering::AcqRel);
+            let _ = release.recv();
+        }
+    }
+
+    fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(5);
+        while !f() {
+            assert!(std::time::Instant::now() < until, "never: {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_call_given_up_while_queued_never_runs() {
+        let workers = Workers::new(1, 4);
+        let ran = Arc::new(AtomicU32::new(0));
+        let (release, hold) = crossbeam_channel::unbounded::<()>();
+        let _first = workers.spawn("test-first", held(&hold, &ran)).unwrap();
+        eventually("the first call runs", || ran.load(Ordering::Acquire) == 1);
+        let second = workers.spawn("test-second", held(&hold, &ran)).unwrap();
+        second.give_up();
+        release.send(()).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        workers
+            .spawn("test-third", move || {
+                let _ = tx.send(());
+            })
+            .unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(ran.load(Ordering::Acquire), 1, "the given-up call ran");
+        drop(release);
+        workers.join_all(Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_call_given_up_while_running_frees_its_place_at_once() {
+        let workers = Workers::new(1, 4);
+        let ran = Arc::new(AtomicU32::new(0));
+        let (release, hold) = crossbeam_channel::unbounded::<()>();
+        let stuck = workers.spawn("test-stuck", held(&hold, &ran)).unwrap();
+        eventually("the stuck call runs", || ran.load(Ordering::Acquire) == 1);
+        // Queued behind the stuck one: the only worker is busy.
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let tx2 = tx.clone();
+        workers
+            .spawn("test-next", move || {
+                let _ = tx2.send(());
+            })
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        stuck.give_up();
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("the queued call ran once the stuck one was given up");
+        assert_eq!(workers.detached(), 1);
+        // The cap: a second stuck call, given up, keeps its place while the
+        // first still runs (one detached thread per worker at most).
+        let second = workers.spawn("test-stuck-2", held(&hold, &ran)).unwrap();
+        eventually("the second stuck call runs", || {
+            ran.load(Ordering::Acquire) == 2
+        });
+        second.give_up();
+        assert_eq!(workers.detached(), 1);
+        assert_eq!(workers.threads(), 1);
+        workers
+            .spawn("test-after", move || {
+                let _ = tx.send(());
+            })
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+        // Both stuck calls end: the detached thread ends, the other serves.
+        release.send(()).unwrap();
+        release.send(()).unwrap();
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        eventually("the detached thread ends", || workers.detached() == 0);
         workers.join_all(Duration::from_secs(5));
         assert_eq!(workers.threads(), 0);
     }

@@ -15,11 +15,13 @@ pub mod series;
 pub mod sort;
 pub mod xor;
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
-use futures::{SinkExt, StreamExt};
+use futures::{Sink, SinkExt, StreamExt};
 use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
 use prom::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -250,39 +252,75 @@ impl Services {
                 let _ = futures::executor::block_on(tx.send(Err(status)));
             }
         });
-        if let Err(status) = spawned {
-            call.finish(status.code(), Some(status.message()));
-            ctx.spawn(async move {
-                let _ = sink.fail(status).await;
-            });
-            return;
-        }
+        let ticket = match spawned {
+            Ok(ticket) => ticket,
+            Err(status) => {
+                call.finish(status.code(), Some(status.message()));
+                ctx.spawn(async move {
+                    let _ = sink.fail(status).await;
+                });
+                return;
+            }
+        };
+        let deadline = ctx.deadline();
         ctx.spawn(async move {
             loop {
-                match rx.next().await {
-                    Some(Ok(resp)) => {
+                match next_or_gone(&mut rx, &mut sink).await {
+                    Ok(Some(Ok(resp))) => {
                         if let Err(e) = sink.send((resp, WriteFlags::default())).await {
-                            // The client went away; dropping `rx` stops the worker.
+                            // Dropping `rx` (on return) stops the worker at its next frame.
                             log::debug!(err = e.to_string().as_str(); "streaming client gone");
+                            ticket.give_up();
                             call.finish(RpcStatusCode::CANCELLED, Some(&e.to_string()));
                             return;
                         }
                         call.sent();
                     }
-                    Some(Err(status)) => {
+                    Ok(Some(Err(status))) => {
                         call.finish(status.code(), Some(status.message()));
                         let _ = sink.fail(status).await;
                         return;
                     }
-                    None => {
+                    Ok(None) => {
                         call.finish(RpcStatusCode::OK, None);
                         let _ = sink.close().await;
+                        return;
+                    }
+                    Err(e) => {
+                        // Cancelled or past its deadline while the worker had
+                        // nothing to send, e.g. waiting for Prometheus' first byte.
+                        let code = if deadline.exceeded() {
+                            RpcStatusCode::DEADLINE_EXCEEDED
+                        } else {
+                            RpcStatusCode::CANCELLED
+                        };
+                        log::debug!(err = e.to_string().as_str(); "streaming client gone before the answer");
+                        ticket.give_up();
+                        call.finish(code, Some(&e.to_string()));
                         return;
                     }
                 }
             }
         });
     }
+}
+
+/// The worker's next message, or the error that ended the call meanwhile.
+/// A server-streaming sink learns of its call's end (the client cancelled,
+/// or the deadline passed and gRPC cancelled it) in `poll_ready`, which
+/// also registers this task to be woken by it; waiting on `rx` alone would
+/// only notice at the next send, which may be an hour away.
+async fn next_or_gone<T, Resp>(
+    rx: &mut mpsc::Receiver<T>,
+    sink: &mut ServerStreamingSink<Resp>,
+) -> Result<Option<T>, grpcio::Error> {
+    futures::future::poll_fn(|cx| {
+        if let Poll::Ready(Err(e)) = Pin::new(&mut *sink).poll_ready(cx) {
+            return Poll::Ready(Err(e));
+        }
+        rx.poll_next_unpin(cx).map(Ok)
+    })
+    .await
 }
 
 /// Answers a unary call: counts it as Thanos' interceptors do (the response

@@ -12,7 +12,8 @@ use thanos_sidecar::store::xor;
 
 use crate::support::grpc::collect;
 use crate::support::{
-    http_get, url_escape, wait_for, Prometheus, PrometheusOptions, Sidecar, ThanosQuery,
+    http_get, url_escape, wait_for, FaultyProxy, Prometheus, PrometheusOptions, Sidecar,
+    ThanosQuery,
 };
 
 /// Start of the generated data, whole seconds: four hours ago, aligned.
@@ -628,6 +629,66 @@ fn a_cancelled_series_call_stops_its_worker_at_once() {
     assert!(
         stop < full / 2,
         "stopping took {stop:?}; a full read takes {full:?}"
+    );
+}
+
+/// A call whose client gives up while Prometheus has not sent the first
+/// byte of its remote-read answer (held back by a proxy, as a Prometheus
+/// busy selecting would) frees its worker at once: with a pool of one, the
+/// next call is answered while the first read still hangs. Both ways a
+/// client gives up: its deadline passes, or it cancels.
+#[test]
+fn a_call_given_up_before_prometheus_answers_frees_its_worker() {
+    let mut prometheus = Prometheus::prepare(PrometheusOptions::default());
+    prometheus.create_blocks(&openmetrics(false));
+    prometheus.resume();
+    let proxy = FaultyProxy::start(prometheus.port);
+    let sidecar = Sidecar::start(&[
+        format!("--prometheus.url=http://{}", proxy.endpoint()),
+        "--grpc-server-max-workers=1".into(),
+        "--log.level=debug".into(),
+    ]);
+    assert!(
+        sidecar.wait_ready(Duration::from_secs(20)),
+        "not ready: {}",
+        sidecar.log()
+    );
+    let env = Arc::new(EnvBuilder::new().cq_count(1).build());
+    let channel = ChannelBuilder::new(env).connect(&format!("127.0.0.1:{}", sidecar.grpc_port));
+    let client = StoreClient::new(channel);
+    let req = request(vec![matcher(EQ, "__name__", "it_temperature")]);
+    let answered = |what: &str| {
+        let opt = grpcio::CallOption::default().timeout(Duration::from_secs(5));
+        let frames = collect(client.series_opt(&req, opt))
+            .unwrap_or_else(|e| panic!("{what}: {e:?}\n{}", sidecar.log()));
+        assert!(!series_of(&frames).is_empty(), "{what}: no series");
+    };
+    answered("before any hold");
+
+    // The deadline passes while the read is held.
+    proxy.hold_remote_reads(true);
+    let opt = grpcio::CallOption::default().timeout(Duration::from_millis(300));
+    let err = collect(client.series_opt(&req, opt)).expect_err("held read answered");
+    assert_eq!(err.code(), RpcStatusCode::DEADLINE_EXCEEDED, "{err:?}");
+    proxy.hold_remote_reads(false);
+    answered("after a deadline, the first read still held");
+    proxy.release_remote_reads();
+
+    // The client cancels while the read is held.
+    proxy.hold_remote_reads(true);
+    let mut stream = client.series(&req).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.cancel();
+    drop(stream);
+    proxy.hold_remote_reads(false);
+    answered("after a cancel, the first read still held");
+    proxy.release_remote_reads();
+    assert!(
+        sidecar
+            .log()
+            .contains("a gRPC call given up while running; its thread left the pool"),
+        "{}",
+        sidecar.log()
     );
 }
 

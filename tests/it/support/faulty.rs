@@ -1,5 +1,6 @@
 //! A TCP proxy that can stall or cut the connection to a server on demand:
-//! "the S3 server stopped", "the network hangs mid-upload".
+//! "the S3 server stopped", "the network hangs mid-upload", "Prometheus
+//! has not answered this remote read yet".
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -16,6 +17,10 @@ struct Shared {
     pause_after: AtomicU64,
     /// Refuse and cut every connection.
     down: AtomicBool,
+    /// Hold back the answers to remote reads sent while this is on.
+    hold_reads: AtomicBool,
+    /// Per connection: its answer is held now.
+    held: Mutex<Vec<Arc<AtomicBool>>>,
     stop: AtomicBool,
     conns: Mutex<Vec<TcpStream>>,
 }
@@ -53,13 +58,16 @@ impl FaultyProxy {
                             conns.push(c);
                             conns.push(sv);
                         }
+                        let read = Arc::new(AtomicBool::new(false));
+                        s.held.lock().unwrap().push(read.clone());
                         pipe(
                             client.try_clone().unwrap(),
                             server.try_clone().unwrap(),
                             s.clone(),
                             true,
+                            read.clone(),
                         );
-                        pipe(server, client, s.clone(), false);
+                        pipe(server, client, s.clone(), false, read);
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
@@ -103,9 +111,30 @@ impl FaultyProxy {
         self.shared.down.store(false, Ordering::SeqCst);
         self.shared.pause_after.store(u64::MAX, Ordering::SeqCst);
     }
+
+    /// While on, Prometheus' answer to each remote read
+    /// (`POST /api/v1/read`) sent is held back, as from a Prometheus still
+    /// busy selecting: the client waits for the first byte. Other requests
+    /// pass; turning it off leaves the reads held so far held.
+    pub fn hold_remote_reads(&self, hold: bool) {
+        self.shared.hold_reads.store(hold, Ordering::SeqCst);
+    }
+
+    /// Lets the held answers through.
+    pub fn release_remote_reads(&self) {
+        for held in self.shared.held.lock().unwrap().iter() {
+            held.store(false, Ordering::SeqCst);
+        }
+    }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream, s: Arc<Shared>, upstream: bool) {
+fn pipe(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    s: Arc<Shared>,
+    upstream: bool,
+    held: Arc<AtomicBool>,
+) {
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
         loop {
@@ -123,6 +152,20 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, s: Arc<Shared>, upstream: bool) 
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
+            // A pooled connection carries other requests after a remote read.
+            let head = &buf[..n];
+            if upstream && (head.starts_with(b"GET ") || head.starts_with(b"POST ")) {
+                let hold =
+                    s.hold_reads.load(Ordering::SeqCst) && head.starts_with(b"POST /api/v1/read");
+                held.store(hold, Ordering::SeqCst);
+            }
+            while !upstream
+                && held.load(Ordering::SeqCst)
+                && !s.down.load(Ordering::SeqCst)
+                && !s.stop.load(Ordering::SeqCst)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
