@@ -9,7 +9,7 @@
 
 pub mod metrics;
 pub mod request_log;
-mod tls;
+pub mod tls;
 pub mod workers;
 
 use std::sync::Arc;
@@ -17,12 +17,26 @@ use std::time::Duration;
 
 use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials};
 
-use crate::flags::GrpcServerConfig;
+use crate::listen::ListenAddress;
 use crate::metadata::Metadata;
 use crate::proto::services;
 use crate::store::{Health, Services, Store};
 use metrics::GrpcMetrics;
+use tls::GrpcTls;
 use workers::Workers;
+
+/// `--grpc-address`, `--grpc-server-*` and `--grpc-grace-period`, as the
+/// flags read them.
+#[derive(Debug)]
+pub struct GrpcServerConfig {
+    pub address: ListenAddress,
+    pub tls: Option<GrpcTls>,
+    pub max_connection_age: Duration,
+    pub grace_period: Duration,
+    /// Calls worked on at once, and calls waiting beyond them.
+    pub max_workers: usize,
+    pub max_queued_calls: usize,
+}
 
 /// Completion-queue threads. One keeps a 1–2 core host's CPU for the work
 /// itself: handlers only hand calls to workers and move finished frames.

@@ -18,9 +18,9 @@ use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::{IntGauge, Registry};
 
 use crate::actor::{ActorThread, Progress};
-use crate::flags::format_model_duration;
 use crate::metadata::Metadata;
 use crate::prometheus::{self, Client};
+use crate::values::format_model_duration;
 use crate::Event;
 
 const LABELS_REQUIRED: &str = "no external labels configured on Prometheus server, uniquely identifying external labels must be configured; see https://thanos.io/tip/thanos/storage.md#external-labels for details";

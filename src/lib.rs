@@ -23,6 +23,7 @@ pub mod shipper;
 pub mod signals;
 pub mod store;
 pub mod tls;
+pub mod values;
 pub mod yaml;
 
 /// What the threads tell the main loop.

@@ -16,7 +16,13 @@ use std::io::Write;
 
 use log::kv::{Key, Value, VisitSource};
 
-use crate::flags::LogFormat;
+/// `--log.format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Logfmt,
+    Json,
+    Journald,
+}
 
 pub fn init(level: log::LevelFilter, format: LogFormat, debug_name: Option<String>) {
     let mut builder = env_logger::Builder::new();

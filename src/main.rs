@@ -214,7 +214,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 break Err(format!(
                     "aborting as no external labels found after waiting {} (--prometheus.ready_timeout): \
                      not uploading as no external labels are configured yet - is Prometheus healthy/reachable?",
-                    flags::format_model_duration(config.prometheus.ready_timeout)
+                    thanos_sidecar::values::format_model_duration(config.prometheus.ready_timeout)
                 ));
             },
         }

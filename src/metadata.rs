@@ -11,8 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use prom::{IntGaugeVec, Opts, Registry};
 
-use crate::flags::TimeOrDuration;
 use crate::prometheus::Labels;
+use crate::values::TimeOrDuration;
 
 /// Thanos' `--min-time` default; `maxt` is always this far in the future.
 pub const MAX_TIME: i64 = i64::MAX;

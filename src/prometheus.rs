@@ -354,7 +354,7 @@ impl Client {
         let duration = |name: &str| -> Result<Duration, Error> {
             match get(name) {
                 "" => Ok(Duration::ZERO),
-                v => crate::flags::model_duration(v)
+                v => crate::values::model_duration(v)
                     .map_err(|e| Error::Decode(format!("Prometheus flag {name}: {e}"))),
             }
         };

@@ -62,8 +62,25 @@ use sha2::{Digest, Sha256};
 
 use crate::actor::{ActorThread, Progress};
 use crate::envsubst;
-use crate::flags::{ReloadMethod, ReloaderConfig};
 use crate::prometheus::{self, Client};
+
+/// `--reloader.*`, as the flags read them.
+#[derive(Debug)]
+pub struct ReloaderConfig {
+    pub config_file: Option<PathBuf>,
+    pub config_envsubst_file: Option<PathBuf>,
+    pub rule_dirs: Vec<PathBuf>,
+    pub watch_interval: Duration,
+    pub retry_interval: Duration,
+    pub method: ReloadMethod,
+    pub process_name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReloadMethod {
+    Http,
+    Signal,
+}
 
 /// Events arriving closer together than this are one change.
 pub const DEBOUNCE_QUIET: Duration = Duration::from_millis(100);

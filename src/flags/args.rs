@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use argh::{ArgsInfo, FromArgs};
 
-use super::values::{self, TimeOrDuration};
+use crate::logging::LogFormat;
+use crate::values::{self, TimeOrDuration};
 
 /// A small, thread-based drop-in replacement for `thanos sidecar`.
 #[derive(FromArgs, ArgsInfo, Debug)]
@@ -379,13 +380,6 @@ pub struct SidecarArgs {
     /// skip unreadable block directories instead of failing the sync.
     #[argh(switch, long = "shipper--skip-corrupted-blocks", hidden_help)]
     pub shipper_skip_corrupted_blocks: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    Logfmt,
-    Json,
-    Journald,
 }
 
 fn log_level(s: &str) -> Result<log::LevelFilter, String> {

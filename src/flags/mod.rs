@@ -10,23 +10,23 @@ mod args;
 mod help;
 mod normalize;
 mod request_logging;
-mod values;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use argh::FromArgs;
 
-pub use args::LogFormat;
 pub use request_logging::RequestLogging;
-pub use values::{
-    format_model_duration, go_duration, model_duration, time_or_duration, TimeOrDuration,
-};
 
 use crate::envsubst;
+use crate::grpc::tls::GrpcTls;
+use crate::grpc::GrpcServerConfig;
 use crate::listen::ListenAddress;
+use crate::logging::LogFormat;
 use crate::objstore;
 use crate::prometheus::HttpClientConfig;
+use crate::reloader::{ReloadMethod, ReloaderConfig};
+use crate::values::TimeOrDuration;
 
 /// What the command line asks for.
 #[derive(Debug)]
@@ -111,50 +111,12 @@ pub struct HttpServerConfig {
 }
 
 #[derive(Debug)]
-pub struct GrpcServerConfig {
-    pub address: ListenAddress,
-    pub tls: Option<GrpcTls>,
-    pub max_connection_age: Duration,
-    pub grace_period: Duration,
-    /// Calls worked on at once, and calls waiting beyond them.
-    pub max_workers: usize,
-    pub max_queued_calls: usize,
-}
-
-#[derive(Debug)]
-pub struct GrpcTls {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: Option<PathBuf>,
-    pub min_version: &'static str,
-    pub ciphers: Vec<String>,
-    pub curves: Vec<String>,
-}
-
-#[derive(Debug)]
 pub struct PrometheusConfig {
     pub url: url::Url,
     pub ready_timeout: Duration,
     pub get_config_interval: Duration,
     pub get_config_timeout: Duration,
     pub http_client: HttpClientConfig,
-}
-
-#[derive(Debug)]
-pub struct ReloaderConfig {
-    pub config_file: Option<PathBuf>,
-    pub config_envsubst_file: Option<PathBuf>,
-    pub rule_dirs: Vec<PathBuf>,
-    pub watch_interval: Duration,
-    pub retry_interval: Duration,
-    pub method: ReloadMethod,
-    pub process_name: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReloadMethod {
-    Http,
-    Signal,
 }
 
 #[derive(Debug)]

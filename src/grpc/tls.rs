@@ -18,7 +18,16 @@ use grpcio::{
     CertificateRequestType, ServerCredentials, ServerCredentialsBuilder, ServerCredentialsFetcher,
 };
 
-use crate::flags::GrpcTls;
+/// `--grpc-server-tls-*`, as the flags read them.
+#[derive(Debug)]
+pub struct GrpcTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+    pub min_version: &'static str,
+    pub ciphers: Vec<String>,
+    pub curves: Vec<String>,
+}
 
 /// Server credentials that re-read the certificate and key when they change.
 pub fn credentials(config: &GrpcTls) -> Result<ServerCredentials, String> {

@@ -86,7 +86,7 @@ fn go_duration_or_nanos<'de, D: serde::Deserializer<'de>>(
             Ok(Duration::from_nanos(n))
         }
         fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Duration, E> {
-            crate::flags::go_duration(s).map_err(E::custom)
+            crate::values::go_duration(s).map_err(E::custom)
         }
     }
     d.deserialize_any(GoDuration).map(Some)

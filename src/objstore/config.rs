@@ -362,7 +362,7 @@ impl AzureConfig {
 
 fn model_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
-    crate::flags::model_duration(&s).map_err(serde::de::Error::custom)
+    crate::values::model_duration(&s).map_err(serde::de::Error::custom)
 }
 
 /// The top level, with `config` decoded as `C`: first as `IgnoredAny` to

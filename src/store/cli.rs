@@ -262,7 +262,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--min-time" => opts.min_time = time(need()?, now)?,
             "--max-time" => opts.max_time = time(need()?, now)?,
             "--label" => opts.label = need()?.to_string(),
-            "--timeout" => opts.timeout = crate::flags::go_duration(need()?)?,
+            "--timeout" => opts.timeout = crate::values::go_duration(need()?)?,
             "--samples" => opts.samples = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             cmd if !cmd.starts_with('-') && opts.command.is_empty() => {
@@ -286,7 +286,7 @@ fn time(s: &str, now: i64) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    crate::flags::time_or_duration(s).map(|t| t.at(now))
+    crate::values::time_or_duration(s).map(|t| t.at(now))
 }
 
 /// A PromQL series selector: `name`, `name{...}` or `{...}`.

@@ -487,10 +487,10 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(3600);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flags::TimeOrDuration;
     use crate::metadata::Metadata;
     use crate::prometheus::Client;
     use crate::store::Limits;
+    use crate::values::TimeOrDuration;
     use std::sync::Arc;
 
     fn test_store(url: &str, limits: Limits) -> Store {

@@ -1,4 +1,6 @@
-//! Value syntaxes of Thanos' flags, parsed exactly as kingpin and Prometheus do.
+//! Value syntaxes of Thanos' flags and configs, parsed exactly as kingpin and
+//! Prometheus do. A leaf: the flags, the YAML configs and the daemon's modules
+//! all read durations and times through it.
 //!
 //! Thanos has two duration syntaxes: kingpin's (Go's `time.ParseDuration` plus
 //! `d` and `w`, fractions allowed) and Prometheus' `model.Duration` (whole
