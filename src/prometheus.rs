@@ -512,6 +512,54 @@ impl Client {
             .map_err(|e| Error::Transport(format!("reading /metrics: {e}")))?;
         lowest_timestamp_from_metrics(&text)
     }
+
+    /// `POST /-/reload`, served when Prometheus runs with `--web.enable-lifecycle`.
+    pub fn reload(&self, timeout: Duration) -> Result<(), Error> {
+        let req = self.request("POST", "/-/reload", timeout)?;
+        match Client::send(req)?.status() {
+            200 => Ok(()),
+            // Prometheus answers a reload 200 or an error; another 2xx is
+            // not a reload done.
+            code => Err(Error::Status {
+                code,
+                body: String::new(),
+            }),
+        }
+    }
+
+    /// `/api/v1/status/runtimeinfo`: whether the last config reload
+    /// worked, and when (the reloader's signal method confirms with it).
+    pub fn runtime_info(&self, timeout: Duration) -> Result<RuntimeInfo, Error> {
+        const PATH: &str = "/api/v1/status/runtimeinfo";
+        let data = self.get_api(PATH, timeout, USER_AGENT)?;
+        parse_runtime_info(&data).map_err(|e| Error::Decode(format!("{PATH}: {e}")))
+    }
+}
+
+/// What `/api/v1/status/runtimeinfo` says of the last config reload.
+#[derive(Debug, PartialEq)]
+pub struct RuntimeInfo {
+    pub reload_success: bool,
+    /// Unix seconds (Prometheus reports whole seconds).
+    pub last_config_time: i64,
+}
+
+/// Reads the `data` of a runtimeinfo answer.
+fn parse_runtime_info(data: &serde_json::Value) -> Result<RuntimeInfo, String> {
+    let reload_success = data
+        .get("reloadConfigSuccess")
+        .and_then(|v| v.as_bool())
+        .ok_or("no data.reloadConfigSuccess")?;
+    let time = data
+        .get("lastConfigTime")
+        .and_then(|v| v.as_str())
+        .ok_or("no data.lastConfigTime")?;
+    let time = chrono::DateTime::parse_from_rfc3339(time)
+        .map_err(|e| format!("data.lastConfigTime {time:?}: {e}"))?;
+    Ok(RuntimeInfo {
+        reload_success,
+        last_config_time: time.timestamp(),
+    })
 }
 
 /// The time range and limit of a series, labels or label-values call.
@@ -854,6 +902,21 @@ mod tls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_info_is_parsed() {
+        let data = serde_json::json!({
+            "reloadConfigSuccess": true, "lastConfigTime": "2026-11-25T10:32:40Z"});
+        assert_eq!(
+            parse_runtime_info(&data).unwrap(),
+            RuntimeInfo {
+                reload_success: true,
+                last_config_time: 1_795_602_760
+            }
+        );
+        let err = parse_runtime_info(&serde_json::json!({"lastConfigTime": "x"})).unwrap_err();
+        assert!(err.contains("reloadConfigSuccess"), "{err}");
+    }
 
     #[test]
     fn lowest_timestamp() {
