@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::sign::CertifiedKey;
 
@@ -32,7 +33,7 @@ pub fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
 
 /// The certificates of a PEM text, leaf first; at least one.
 pub fn parse_certs(pem: &[u8], source: &str) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut &pem[..]).collect();
+    let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
     let certs = certs.map_err(|e| format!("{source}: {e}"))?;
     if certs.is_empty() {
         return Err(format!("{source}: no PEM certificate found"));
@@ -42,9 +43,10 @@ pub fn parse_certs(pem: &[u8], source: &str) -> Result<Vec<CertificateDer<'stati
 
 /// The first private key (PKCS#8, PKCS#1 or SEC1) of a PEM text.
 pub fn parse_key(pem: &[u8], source: &str) -> Result<PrivateKeyDer<'static>, String> {
-    rustls_pemfile::private_key(&mut &pem[..])
-        .map_err(|e| format!("{source}: {e}"))?
-        .ok_or_else(|| format!("{source}: no PEM private key found"))
+    match PrivateKeyDer::from_pem_slice(pem) {
+        Err(pem::Error::NoItemsFound) => Err(format!("{source}: no PEM private key found")),
+        other => other.map_err(|e| format!("{source}: {e}")),
+    }
 }
 
 /// Reads the certificates of a PEM file.

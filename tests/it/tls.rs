@@ -262,8 +262,8 @@ fn bad_grpc_tls_files_exit_1_naming_the_file() {
 /// An HTTPS agent trusting `ca`, presenting `client` if given.
 fn https_agent(ca: &Path, client: Option<(&Path, &Path)>) -> ureq::Agent {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &Pki::read(ca)[..]) {
-        roots.add(cert.unwrap()).unwrap();
+    for cert in thanos_sidecar::tls::parse_certs(&Pki::read(ca), "ca").unwrap() {
+        roots.add(cert).unwrap();
     }
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -273,12 +273,8 @@ fn https_agent(ca: &Path, client: Option<(&Path, &Path)>) -> ureq::Agent {
     .with_root_certificates(roots);
     let config = match client {
         Some((cert, key)) => {
-            let certs = rustls_pemfile::certs(&mut &Pki::read(cert)[..])
-                .map(|c| c.unwrap())
-                .collect();
-            let key = rustls_pemfile::private_key(&mut &Pki::read(key)[..])
-                .unwrap()
-                .unwrap();
+            let certs = thanos_sidecar::tls::parse_certs(&Pki::read(cert), "cert").unwrap();
+            let key = thanos_sidecar::tls::parse_key(&Pki::read(key), "key").unwrap();
             builder.with_client_auth_cert(certs, key).unwrap()
         }
         None => builder.with_no_client_auth(),
