@@ -10,13 +10,18 @@ use grpcio::{CallOption, ChannelBuilder, EnvBuilder};
 
 use crate::proto::services::{InfoClient, StoreClient};
 use crate::proto::{info, store, store_types};
-use crate::store::{matchers, xor};
+use crate::store::{histogram, matchers, xor};
 
 pub const USAGE: &str = "usage: thanos-sidecar store info|series|labels|values --store=HOST:PORT \
 [--match=SELECTOR] [--min-time=TIME] [--max-time=TIME] [--label=NAME] [--samples] [--timeout=DURATION]
 
   info     the endpoint's Info (falls back to the legacy Store/Info)
-  series   series with chunk and sample counts, first/last timestamps; --samples prints every sample
+  series   series with chunk and sample counts, first/last timestamps; --samples prints every sample:
+           \"<t> <value>\" for floats; for native histograms a \"# <ENCODING> chunk\" line with the
+           layout its samples share (schema, zero threshold, counter-reset header, custom bounds),
+           then \"<t> {count:N, sum:S, [lower,upper]:n, ...}\" per sample as Prometheus prints
+           histograms: negative, zero and positive buckets in ascending order, empty ones left
+           out, \"(\" and \")\" for exclusive bounds; \"<t> stale\" for a stale marker
   labels   label names
   values   values of --label=NAME
 
@@ -162,23 +167,30 @@ fn format_labels(labels: &[crate::proto::labels::Label]) -> String {
 
 /// Prints one series; returns its sample count.
 ///
-/// XOR chunks are decoded. Native-histogram chunks (HISTOGRAM,
-/// FLOAT_HISTOGRAM) are not: `--samples` prints one `#` line per such chunk
-/// with its encoding, time range and sample count, which every Prometheus
-/// chunk holds in its first two bytes (big-endian).
+/// With `samples`, XOR chunks print `  <t> <value>` per sample, and each
+/// native-histogram chunk a `  # <ENCODING> chunk ...` line with the layout
+/// its samples share, then `  <t> {count:..., sum:..., <buckets>}` per
+/// sample (see [`histogram::Chunk::render`]).
 fn print_series(s: &store_types::Series, samples: bool) -> Result<u64, String> {
     let mut lines = Vec::new();
     let mut count = 0u64;
     let (mut first, mut last) = (None::<i64>, None::<i64>);
+    let mut seen = |lo: i64, hi: i64| {
+        first = Some(first.map_or(lo, |f| f.min(lo)));
+        last = Some(last.map_or(hi, |l| l.max(hi)));
+    };
     for c in &s.chunks {
         let Some(raw) = c.raw.as_ref() else { continue };
-        match raw.type_.enum_value() {
-            Ok(store_types::chunk::Encoding::XOR) => {
+        let encoding = raw
+            .type_
+            .enum_value()
+            .map_err(|n| format!("chunk encoding {n} is unknown; cannot decode"))?;
+        let kind = match encoding {
+            store_types::chunk::Encoding::XOR => {
                 let points = xor::decode(&raw.data)?;
                 count += points.len() as u64;
                 if let (Some(p), Some(q)) = (points.first(), points.last()) {
-                    first = Some(first.map_or(p.0, |f| f.min(p.0)));
-                    last = Some(last.map_or(q.0, |l| l.max(q.0)));
+                    seen(p.0, q.0);
                 }
                 if samples {
                     lines.extend(
@@ -187,30 +199,42 @@ fn print_series(s: &store_types::Series, samples: bool) -> Result<u64, String> {
                             .map(|(t, v)| format!("  {t} {}", format_value(*v))),
                     );
                 }
+                continue;
             }
-            Ok(encoding) => {
-                let n = match raw.data.get(..2) {
-                    Some(&[hi, lo]) => u16::from_be_bytes([hi, lo]),
-                    _ => {
-                        return Err(format!(
-                            "{encoding:?} chunk of {} bytes has no sample count",
-                            raw.data.len()
-                        ))
-                    }
-                };
-                count += u64::from(n);
-                if n > 0 {
-                    first = Some(first.map_or(c.min_time, |f| f.min(c.min_time)));
-                    last = Some(last.map_or(c.max_time, |l| l.max(c.max_time)));
-                }
-                if samples {
-                    lines.push(format!(
-                        "  # {encoding:?} chunk min_time={} max_time={} samples={n} (histogram samples are not decoded)",
-                        c.min_time, c.max_time
-                    ));
-                }
+            store_types::chunk::Encoding::HISTOGRAM => histogram::Kind::Integer,
+            store_types::chunk::Encoding::FLOAT_HISTOGRAM => histogram::Kind::Float,
+        };
+        let chunk = histogram::decode(&raw.data, kind)
+            .map_err(|e| format!("{} chunk at {}: {e}", format_labels(&s.labels), c.min_time))?;
+        count += chunk.samples.len() as u64;
+        if let (Some(p), Some(q)) = (chunk.samples.first(), chunk.samples.last()) {
+            seen(p.t, q.t);
+        }
+        if samples {
+            let mut header = format!(
+                "  # {encoding:?} chunk min_time={} max_time={} samples={} schema={} zero_threshold={} counter_reset={}",
+                c.min_time,
+                c.max_time,
+                chunk.samples.len(),
+                chunk.schema,
+                histogram::go_g(chunk.zero_threshold),
+                chunk.counter_reset.name(),
+            );
+            if chunk.schema == histogram::CUSTOM_BUCKETS_SCHEMA {
+                let bounds: Vec<String> = chunk
+                    .custom_values
+                    .iter()
+                    .map(|b| histogram::go_g(*b))
+                    .collect();
+                header.push_str(&format!(" custom_bounds=[{}]", bounds.join(",")));
             }
-            Err(n) => return Err(format!("chunk encoding {n} is unknown; cannot decode")),
+            lines.push(header);
+            lines.extend(
+                chunk
+                    .samples
+                    .iter()
+                    .map(|h| format!("  {} {}", h.t, chunk.render(h))),
+            );
         }
     }
     let stamp = |t: Option<i64>| t.map(|t| t.to_string()).unwrap_or_else(|| "-".into());

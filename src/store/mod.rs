@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod goregex;
+pub mod histogram;
 pub mod labels;
 pub mod matchers;
 pub mod remote_read;

@@ -7,14 +7,23 @@
 /// Thanos cuts SAMPLES answers into chunks of at most this many samples.
 pub const MAX_SAMPLES_PER_CHUNK: usize = 120;
 
-struct BitWriter {
-    bytes: Vec<u8>,
+/// Bits written most significant first, as Prometheus' `bstream` lays them
+/// out; the histogram decoder's tests build chunks with it too.
+pub(super) struct BitWriter {
+    pub(super) bytes: Vec<u8>,
     /// Bits still free in the last byte (0 when a new byte is needed).
     free: u8,
 }
 
 impl BitWriter {
-    fn bit(&mut self, one: bool) {
+    pub(super) fn with_capacity(bytes: usize) -> Self {
+        BitWriter {
+            bytes: Vec::with_capacity(bytes),
+            free: 0,
+        }
+    }
+
+    pub(super) fn bit(&mut self, one: bool) {
         if self.free == 0 {
             self.bytes.push(0);
             self.free = 8;
@@ -28,23 +37,20 @@ impl BitWriter {
     }
 
     /// The low `n` bits of `value`, most significant first.
-    fn bits(&mut self, value: u64, n: u32) {
+    pub(super) fn bits(&mut self, value: u64, n: u32) {
         for i in (0..n).rev() {
             self.bit((value >> i) & 1 == 1);
         }
     }
 
-    fn byte(&mut self, b: u8) {
+    pub(super) fn byte(&mut self, b: u8) {
         self.bits(b as u64, 8);
     }
 }
 
 /// Encodes up to 65535 samples as one XOR chunk.
 pub fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
-    let mut w = BitWriter {
-        bytes: Vec::with_capacity(2 + samples.len() * 2),
-        free: 0,
-    };
+    let mut w = BitWriter::with_capacity(2 + samples.len() * 2);
     w.byte(0);
     w.byte(0);
     let (mut t_prev, mut v_prev, mut delta_prev) = (0i64, 0f64, 0i64);
@@ -102,7 +108,7 @@ fn put_uvarint(w: &mut BitWriter, mut x: u64) {
     w.byte(x as u8);
 }
 
-fn xor_write(w: &mut BitWriter, v: f64, prev: f64, leading: &mut u8, trailing: &mut u8) {
+pub(super) fn xor_write(w: &mut BitWriter, v: f64, prev: f64, leading: &mut u8, trailing: &mut u8) {
     let delta = v.to_bits() ^ prev.to_bits();
     if delta == 0 {
         w.bit(false);
@@ -126,23 +132,44 @@ fn xor_write(w: &mut BitWriter, v: f64, prev: f64, leading: &mut u8, trailing: &
     w.bits(delta >> new_trailing, significant);
 }
 
-struct BitReader<'a> {
+/// Reads what [`BitWriter`] writes; shared with the histogram decoder,
+/// whose chunks use the same bit stream. `what` names the chunk in errors.
+pub(super) struct BitReader<'a> {
     bytes: &'a [u8],
     pos: usize,
+    what: &'static str,
 }
 
-impl BitReader<'_> {
-    fn bit(&mut self) -> Result<bool, String> {
+impl<'a> BitReader<'a> {
+    pub(super) fn new(bytes: &'a [u8], what: &'static str) -> Self {
+        BitReader {
+            bytes,
+            pos: 0,
+            what,
+        }
+    }
+
+    /// An error naming the chunk kind: "`what` chunk <problem>".
+    pub(super) fn error(&self, problem: &str) -> String {
+        format!("{} chunk {problem}", self.what)
+    }
+
+    /// Bits not yet read, to bound what a length field may claim.
+    pub(super) fn remaining(&self) -> usize {
+        (self.bytes.len() * 8).saturating_sub(self.pos)
+    }
+
+    pub(super) fn bit(&mut self) -> Result<bool, String> {
         let byte = self
             .bytes
             .get(self.pos / 8)
-            .ok_or_else(|| "XOR chunk ends early".to_string())?;
+            .ok_or_else(|| self.error("ends early"))?;
         let b = (byte >> (7 - self.pos % 8)) & 1 == 1;
         self.pos += 1;
         Ok(b)
     }
 
-    fn bits(&mut self, n: u32) -> Result<u64, String> {
+    pub(super) fn bits(&mut self, n: u32) -> Result<u64, String> {
         let mut v = 0u64;
         for _ in 0..n {
             v = (v << 1) | self.bit()? as u64;
@@ -159,7 +186,7 @@ impl BitReader<'_> {
                 return Ok(x);
             }
         }
-        Err("XOR chunk has an overlong varint".into())
+        Err(self.error("has an overlong varint"))
     }
 }
 
@@ -169,10 +196,7 @@ pub fn decode(chunk: &[u8]) -> Result<Vec<(i64, f64)>, String> {
         return Err("XOR chunk shorter than its header".into());
     }
     let count = u16::from_be_bytes([chunk[0], chunk[1]]) as usize;
-    let mut r = BitReader {
-        bytes: &chunk[2..],
-        pos: 0,
-    };
+    let mut r = BitReader::new(&chunk[2..], "XOR");
     let mut out = Vec::with_capacity(count);
     let (mut t, mut v, mut delta) = (0i64, 0f64, 0i64);
     let (mut leading, mut trailing) = (0u32, 0u32);
@@ -216,7 +240,9 @@ pub fn decode(chunk: &[u8]) -> Result<Vec<(i64, f64)>, String> {
     Ok(out)
 }
 
-fn xor_read(
+/// One value XOR-ed against `prev` with the window (`leading`, `trailing`)
+/// the previous value left; histogram sums and float buckets use it too.
+pub(super) fn xor_read(
     r: &mut BitReader,
     prev: f64,
     leading: &mut u32,
@@ -233,11 +259,11 @@ fn xor_read(
         }
         *trailing = 64u32
             .checked_sub(*leading + significant)
-            .ok_or_else(|| "XOR chunk has an impossible bit window".to_string())?;
+            .ok_or_else(|| r.error("has an impossible bit window"))?;
     }
     let significant = 64u32
         .checked_sub(*leading + *trailing)
-        .ok_or_else(|| "XOR chunk has an impossible bit window".to_string())?;
+        .ok_or_else(|| r.error("has an impossible bit window"))?;
     let bits = r.bits(significant)?;
     Ok(f64::from_bits(prev.to_bits() ^ (bits << *trailing)))
 }

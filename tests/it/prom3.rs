@@ -231,7 +231,8 @@ fn native_histograms_pass_through_series_byte_for_byte() {
     let direct = direct_remote_read(&rig.prometheus, min, max);
     assert_eq!(got, direct, "chunks differ from a direct remote read");
 
-    // `store series --samples` says what each histogram chunk holds.
+    // `store series --samples` says what each histogram chunk holds (the
+    // samples themselves: store_series_samples_print_histograms_as_prometheus_answers).
     let out = crate::support::sidecar::command()
         .args(["store", "series", "--samples", "--match=it_hist"])
         .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
@@ -253,14 +254,326 @@ fn native_histograms_pass_through_series_byte_for_byte() {
         assert!(stdout.contains(&header), "{header} in\n{stdout}");
         for (lo, hi, _, data) in &got[kind] {
             let line = format!(
-                "  # {encoding} chunk min_time={lo} max_time={hi} samples={} (histogram samples are not decoded)",
-                chunk_samples(data)
+                "  # {encoding} chunk min_time={lo} max_time={hi} samples={} schema={} zero_threshold=1e-128 counter_reset=",
+                chunk_samples(data),
+                if kind == "int" { 0 } else { 1 }
             );
             assert!(stdout.contains(&line), "{line} in\n{stdout}");
         }
     }
     assert!(
         stdout.ends_with(&format!("# 2 series, {} samples\n", 2 * SAMPLES)),
+        "{stdout}"
+    );
+}
+
+/// `it_hist_more{kind=...}`: the layouts `write_histograms` leaves out, a
+/// few samples each ending at `last`: "nhcb", integer custom buckets
+/// (schema -53); "gauge", a float gauge histogram of schema 2 with negative
+/// buckets and a zero threshold that is no power of two; "neg", an integer
+/// histogram of schema -1 with negative buckets, uneven growth and a stale
+/// marker.
+fn write_more_histograms(prometheus: &Prometheus, last: i64) {
+    use prom_types::histogram::ResetHint;
+    let span = |offset: i32, length: u32| {
+        let mut s = prom_types::BucketSpan::new();
+        s.offset = offset;
+        s.length = length;
+        s
+    };
+    let deltas = |counts: &[i64]| -> Vec<i64> {
+        let mut previous = 0;
+        counts
+            .iter()
+            .map(|c| {
+                let d = c - previous;
+                previous = *c;
+                d
+            })
+            .collect()
+    };
+    let t = |i: i64, n: i64| last - (n - 1 - i) * 15_000;
+
+    let mut nhcb = remote_write::series(&[("__name__", "it_hist_more"), ("kind", "nhcb")]);
+    for i in 0..5i64 {
+        let counts = [i, 2 * i + 1, 3 * i * i, i + 4];
+        let mut h = prom_types::Histogram::new();
+        h.timestamp = t(i, 5);
+        h.schema = -53;
+        h.custom_values = vec![0.1, 0.5, 1.0, 2.5, 1e6 + 0.25];
+        h.positive_spans = vec![span(0, 3), span(1, 1)];
+        h.positive_deltas = deltas(&counts);
+        h.set_count_int(counts.iter().sum::<i64>() as u64);
+        h.sum = i as f64 * 1.75;
+        nhcb.histograms.push(h);
+    }
+
+    let mut gauge = remote_write::series(&[("__name__", "it_hist_more"), ("kind", "gauge")]);
+    for i in 0..5i64 {
+        let x = i as f64;
+        let negative = [0.5 + x, 4.0 - x, 0.25 * x];
+        let positive = [9.0 - 2.0 * x, x * x];
+        let mut h = prom_types::Histogram::new();
+        h.timestamp = t(i, 5);
+        h.schema = 2;
+        h.zero_threshold = 0.001;
+        h.set_zero_count_float(2.5 - 0.5 * x);
+        h.negative_spans = vec![span(-1, 2), span(3, 1)];
+        h.negative_counts = negative.to_vec();
+        h.positive_spans = vec![span(1, 2)];
+        h.positive_counts = positive.to_vec();
+        h.set_count_float(
+            2.5 - 0.5 * x + negative.iter().sum::<f64>() + positive.iter().sum::<f64>(),
+        );
+        h.sum = -12.5 + 3.0 * x;
+        h.reset_hint = ResetHint::GAUGE.into();
+        gauge.histograms.push(h);
+    }
+
+    let mut neg = remote_write::series(&[("__name__", "it_hist_more"), ("kind", "neg")]);
+    for i in 0..5i64 {
+        let negative = [i * i, 40 + i];
+        let positive = [1, 2 + i * 1000, i * i * i, 5];
+        let mut h = prom_types::Histogram::new();
+        h.timestamp = t(i, 6) - if i == 3 { 7 } else { 0 };
+        h.schema = -1;
+        h.zero_threshold = 1.0 / 1024.0;
+        h.set_zero_count_int(3 * i as u64);
+        h.negative_spans = vec![span(0, 2)];
+        h.negative_deltas = deltas(&negative);
+        h.positive_spans = vec![span(-2, 1), span(0, 2), span(4, 1)];
+        h.positive_deltas = deltas(&positive);
+        h.set_count_int(
+            (3 * i + negative.iter().sum::<i64>() + positive.iter().sum::<i64>()) as u64,
+        );
+        h.sum = 1e7 * i as f64 + 0.125;
+        neg.histograms.push(h);
+    }
+    // Not on the gauge: Prometheus 3.16's streamed remote read fails
+    // ("float histogram schema change") re-encoding a gauge histogram
+    // chunk that ends in a stale marker.
+    let mut stale = prom_types::Histogram::new();
+    stale.timestamp = t(5, 6);
+    stale.sum = f64::from_bits(0x7ff0_0000_0000_0002);
+    stale.set_count_int(0);
+    stale.set_zero_count_int(0);
+    neg.histograms.push(stale);
+    remote_write::write(&prometheus.url(), vec![nhcb, gauge, neg]).expect("remote write");
+}
+
+/// A bucket as compared here: Prometheus' boundary rule (0 = `(a,b]`,
+/// 1 = `[a,b)`, 2 = `(a,b)`, 3 = `[a,b]`), lower, upper, count.
+type BucketView = (u8, f64, f64, f64);
+/// A histogram sample: timestamp (ms), count, sum, buckets.
+type HistogramView = (i64, f64, f64, Vec<BucketView>);
+
+/// Parses what `store series --samples` prints after a sample's timestamp:
+/// `{count:N, sum:S, [lower,upper):n, ...}`.
+fn parse_rendered(t: i64, s: &str) -> HistogramView {
+    let body = s
+        .strip_prefix('{')
+        .and_then(|b| b.strip_suffix('}'))
+        .unwrap_or_else(|| panic!("not a histogram: {s}"));
+    let number = |x: &str| -> f64 { x.parse().unwrap_or_else(|_| panic!("{x:?} in {s}")) };
+    let mut parts = body.split(", ");
+    let mut field = |name: &str| {
+        let part = parts.next().unwrap_or("");
+        number(
+            part.strip_prefix(name)
+                .unwrap_or_else(|| panic!("{name} in {s}")),
+        )
+    };
+    let (count, sum) = (field("count:"), field("sum:"));
+    let buckets = parts
+        .map(|b| {
+            let colon = b.rfind(':').unwrap_or_else(|| panic!("{b} in {s}"));
+            let (range, n) = (&b[..colon], &b[colon + 1..]);
+            let lower_inclusive = range.starts_with('[');
+            let upper_inclusive = range.ends_with(']');
+            let (lo, hi) = range[1..range.len() - 1]
+                .split_once(',')
+                .unwrap_or_else(|| panic!("{b} in {s}"));
+            let rule = match (lower_inclusive, upper_inclusive) {
+                (false, true) => 0,
+                (true, false) => 1,
+                (false, false) => 2,
+                (true, true) => 3,
+            };
+            (rule, number(lo), number(hi), number(n))
+        })
+        .collect();
+    (t, count, sum, buckets)
+}
+
+/// `store series --samples` decodes the histogram chunks the sidecar
+/// streams into the very samples Prometheus' query API answers: count,
+/// sum and every bucket (bounds, their inclusiveness and count), for
+/// integer, float, gauge and custom-bucket histograms.
+#[test]
+fn store_series_samples_print_histograms_as_prometheus_answers() {
+    if !needs_prometheus3("store_series_samples_print_histograms_as_prometheus_answers") {
+        return;
+    }
+    let mut range = (0, 0);
+    let rig = start_rig(|p| {
+        range = write_histograms(p);
+        write_more_histograms(p, range.1);
+    });
+    let (first, last) = range;
+    let out = crate::support::sidecar::command()
+        .args(["store", "series", "--samples"])
+        .arg(r#"--match={__name__=~"it_hist.*"}"#)
+        .arg(format!("--store=127.0.0.1:{}", rig.sidecar.grpc_port))
+        .arg(format!("--min-time={}", first - 1000))
+        .arg(format!("--max-time={}", last + 1000))
+        .output()
+        .expect("run store series");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\nPrometheus log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        rig.prometheus.log()
+    );
+    // The chunk bytes, to refresh the fixtures of src/store/histogram.rs.
+    if std::env::var_os("PROM3_DUMP_CHUNKS").is_some() {
+        let mut req = store::SeriesRequest::new();
+        req.min_time = first - 1000;
+        req.max_time = last + 1000;
+        req.matchers = vec![matcher(EQ, "__name__", "it_hist_more")];
+        for s in series_of(&collect(rig.store.series(&req)).expect("Series")) {
+            for c in &s.chunks {
+                let raw = c.raw.as_ref().expect("raw");
+                let hex: String = raw.data.iter().map(|b| format!("{b:02x}")).collect();
+                eprintln!("{:?} {:?} {hex}", labels_of(&s), raw.type_);
+            }
+        }
+    }
+
+    // (name, kind) → samples, from the CLI's lines.
+    let mut got: BTreeMap<(String, String), Vec<HistogramView>> = BTreeMap::new();
+    let mut stale = Vec::new();
+    let mut chunk_headers = Vec::new();
+    let mut current = None;
+    let label = |line: &str, name: &str| -> String {
+        let key = format!("{name}=\"");
+        let at = line.find(&key).map(|i| i + key.len()).unwrap_or(0);
+        line[at..].split('"').next().unwrap_or("").to_string()
+    };
+    for line in stdout.lines() {
+        if line.starts_with('{') {
+            current = Some((label(line, "__name__"), label(line, "kind")));
+        } else if let Some(header) = line.strip_prefix("  # ") {
+            chunk_headers.push((current.clone(), header.to_string()));
+        } else if let Some(sample) = line.strip_prefix("  ") {
+            let (t, rendered) = sample.split_once(' ').expect("timestamp and histogram");
+            let t: i64 = t.parse().expect("timestamp");
+            let key = current.clone().expect("a series before its samples");
+            if rendered == "stale" {
+                stale.push((key, t));
+            } else {
+                got.entry(key)
+                    .or_default()
+                    .push(parse_rendered(t, rendered));
+            }
+        }
+    }
+
+    // The same from Prometheus: every raw sample in the range.
+    let url = format!(
+        "{}/api/v1/query?query={}&time={:.3}",
+        rig.prometheus.url(),
+        url_escape(&format!(
+            r#"{{__name__=~"it_hist.*"}}[{}ms]"#,
+            last - first + 1000
+        )),
+        last as f64 / 1000.0
+    );
+    let (code, body) = http_get(&url);
+    assert_eq!(code, 200, "{url}: {body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let number = |v: &serde_json::Value| -> f64 {
+        v.as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("number: {v}"))
+    };
+    let mut want: BTreeMap<(String, String), Vec<HistogramView>> = BTreeMap::new();
+    for s in answer["data"]["result"].as_array().expect("matrix") {
+        let key = (
+            s["metric"]["__name__"].as_str().unwrap_or("").to_string(),
+            s["metric"]["kind"].as_str().unwrap_or("").to_string(),
+        );
+        for point in s["histograms"].as_array().expect("histograms") {
+            let t = (point[0].as_f64().expect("time") * 1000.0).round() as i64;
+            let h = &point[1];
+            let buckets = h["buckets"]
+                .as_array()
+                .map(|bs| {
+                    bs.iter()
+                        .map(|b| {
+                            (
+                                b[0].as_u64().expect("rule") as u8,
+                                number(&b[1]),
+                                number(&b[2]),
+                                number(&b[3]),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            want.entry(key.clone()).or_default().push((
+                t,
+                number(&h["count"]),
+                number(&h["sum"]),
+                buckets,
+            ));
+        }
+    }
+    let kinds: Vec<(&str, &str)> = want.keys().map(|(n, k)| (n.as_str(), k.as_str())).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("it_hist", "float"),
+            ("it_hist", "int"),
+            ("it_hist_more", "gauge"),
+            ("it_hist_more", "neg"),
+            ("it_hist_more", "nhcb"),
+        ],
+        "Prometheus' answer"
+    );
+    for (key, samples) in &want {
+        assert_eq!(
+            got.get(key),
+            Some(samples),
+            "{key:?}: store series --samples printed\n{stdout}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{stdout}");
+    assert_eq!(
+        stale,
+        vec![(("it_hist_more".to_string(), "neg".to_string()), last)],
+        "{stdout}"
+    );
+    // Each chunk's header line says its layout.
+    let has = |kind: &str, text: &str| {
+        chunk_headers.iter().any(|(key, header)| {
+            key.as_ref().is_some_and(|(_, k)| k == kind) && header.contains(text)
+        })
+    };
+    assert!(has("int", "schema=0 zero_threshold=1e-128 "), "{stdout}");
+    assert!(has("float", "FLOAT_HISTOGRAM chunk"), "{stdout}");
+    assert!(has("float", "schema=1 "), "{stdout}");
+    assert!(
+        has("nhcb", "schema=-53 zero_threshold=0 ")
+            && has("nhcb", "custom_bounds=[0.1,0.5,1,2.5,1.00000025e+06]"),
+        "{stdout}"
+    );
+    assert!(
+        has("gauge", "schema=2 zero_threshold=0.001 counter_reset=gauge"),
+        "{stdout}"
+    );
+    assert!(
+        has("neg", "schema=-1 zero_threshold=0.0009765625 "),
         "{stdout}"
     );
 }
