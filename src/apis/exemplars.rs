@@ -1,5 +1,5 @@
 //! `thanos.Exemplars/Exemplars` from Prometheus' `/api/v1/query_exemplars`
-//! (contract §4.13): one frame per series, its labels extended with the
+//! (Thanos' `pkg/exemplars/prometheus.go`): one frame per series, its labels extended with the
 //! external labels; the exemplars' own labels are left as they are.
 
 use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};

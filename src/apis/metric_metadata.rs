@@ -1,5 +1,5 @@
 //! `thanos.Metadata/MetricMetadata` from Prometheus' `/api/v1/metadata`
-//! (contract §4.13): one frame with the whole map; no external labels.
+//! (Thanos' `pkg/metadata/prometheus.go`): one frame with the whole map; no external labels.
 
 use std::collections::HashMap;
 

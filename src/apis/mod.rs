@@ -1,4 +1,5 @@
-//! The Rules, Targets, Metadata, Exemplars and Status APIs (contract §4.13):
+//! The Rules, Targets, Metadata, Exemplars and Status APIs (Thanos'
+//! `pkg/{rules,targets,metadata,exemplars}/prometheus.go`, `pkg/status`):
 //! each call is one GET on Prometheus' JSON API, turned into the messages
 //! Thanos sends, with the external labels added where Thanos adds them.
 //!

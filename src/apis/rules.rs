@@ -1,4 +1,4 @@
-//! `thanos.Rules/Rules` from Prometheus' `/api/v1/rules` (contract §4.13).
+//! `thanos.Rules/Rules` from Prometheus' `/api/v1/rules` (Thanos' `pkg/rules/prometheus.go`).
 //!
 //! One frame per rule group, in Prometheus' order. Each rule's labels get
 //! the external labels; the alerts (instances) of an alerting rule are sent

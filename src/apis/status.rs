@@ -1,5 +1,5 @@
 //! `thanos.Status/TSDBStatistics` from Prometheus' `/api/v1/status/tsdb`
-//! (contract §4.13).
+//! (the getter `cmd/thanos/sidecar.go` gives Thanos' `pkg/status`).
 //!
 //! One frame whose map has the sidecar's only tenant, `""`. The request's
 //! matchers are checked against the external labels alone (a mismatch gives

@@ -1,4 +1,4 @@
-//! `thanos.Targets/Targets` from Prometheus' `/api/v1/targets` (contract §4.13).
+//! `thanos.Targets/Targets` from Prometheus' `/api/v1/targets` (Thanos' `pkg/targets/prometheus.go`).
 //!
 //! One frame with the whole discovery. Active targets get the external
 //! labels on both their discovered and their final labels; dropped targets

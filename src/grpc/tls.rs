@@ -2,8 +2,8 @@
 //!
 //! gRPC's C core asks [`Fetcher`] for the certificate before each new
 //! connection; it answers with freshly read files when the certificate's or
-//! the key's mtime changed, as Thanos re-reads them on a handshake (contract
-//! §3.1), so rotated certificates apply without a restart. The client CA is
+//! the key's mtime changed, as Thanos re-reads them on a handshake
+//! (`pkg/tls/options.go`), so rotated certificates apply without a restart. The client CA is
 //! read once at start-up, as in Thanos.
 //!
 //! The C core's SSL credentials always speak TLS 1.2 and 1.3: it offers no

@@ -1,5 +1,5 @@
 //! `--http.config`: the exporter-toolkit web config that Thanos' HTTP server
-//! reads (contract §1.9): TLS, basic auth, extra response headers, a rate
+//! reads (`pkg/server/http`, through `prometheus/exporter-toolkit`): TLS, basic auth, extra response headers, a rate
 //! limit.
 //!
 //! Decoded strictly, as exporter-toolkit does: an unknown key is an error

@@ -1,4 +1,5 @@
-//! `LabelNames` and `LabelValues` through Prometheus' label APIs (contract §4.10–§4.11).
+//! `LabelNames` and `LabelValues` through Prometheus' label APIs (Thanos'
+//! `pkg/store/prometheus.go`).
 
 use std::borrow::Cow;
 use std::collections::{BTreeSet, HashSet};

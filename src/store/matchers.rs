@@ -1,5 +1,6 @@
 //! Request matchers: validated, checked against external labels, and rendered
-//! for Prometheus' remote read and its `match[]` parameter (contract §4.2, §2.2).
+//! for Prometheus' remote read and its `match[]` parameter (Thanos'
+//! `pkg/store/prometheus.go` and `pkg/promclient/promclient.go`).
 
 use std::sync::OnceLock;
 

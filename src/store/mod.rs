@@ -1,4 +1,5 @@
-//! The StoreAPI and Info API a Thanos Querier calls (contract §3–§4).
+//! The StoreAPI and Info API a Thanos Querier calls (Thanos'
+//! `pkg/store/prometheus.go` and `pkg/info`).
 //!
 //! gRPC handlers run on the completion-queue threads and must not block, so
 //! each call's work (blocking HTTP to Prometheus) runs on a named worker
@@ -484,7 +485,7 @@ pub(crate) fn label_set(labels: &crate::prometheus::Labels) -> Vec<pb_labels::La
         .collect()
 }
 
-/// `thanos.info.Info/Info` (contract §4.12): fails with `Not ready` until ready.
+/// `thanos.info.Info/Info` (Thanos' `pkg/info`): fails with `Not ready` until ready.
 pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatus> {
     if !metadata.is_ready() {
         return Err(series::unknown("Not ready"));

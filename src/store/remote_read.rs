@@ -1,4 +1,5 @@
-//! Prometheus remote read as the sidecar uses it (contract §2.9): the request
+//! Prometheus remote read as the sidecar uses it (`storage/remote` in
+//! Prometheus, `pkg/store/prometheus.go` in Thanos): the request
 //! body, and an incremental reader of the streamed, framed answer.
 
 use std::io::{BufRead, BufReader, Read};

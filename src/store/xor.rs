@@ -1,4 +1,4 @@
-//! Prometheus' XOR chunk format (`tsdb/chunkenc/xor.go`, contract §4.6).
+//! Prometheus' XOR chunk format (`tsdb/chunkenc/xor.go`).
 //!
 //! The encoder builds chunks for the remote-read SAMPLES fallback; the
 //! decoder serves the `store series` client subcommand and the tests. The

@@ -1,5 +1,5 @@
 //! Rules, Targets, Metadata, Exemplars and Status over gRPC against a real
-//! Prometheus 2.42 (contract §4.13): rule files with recording and alerting
+//! Prometheus 2.42 (Thanos' `pkg/*/prometheus.go` for each): rule files with recording and alerting
 //! rules, scrape targets (itself, the sidecar, an OpenMetrics endpoint with
 //! exemplars served from here, a dead one and a relabel-dropped one).
 //!

@@ -1,5 +1,5 @@
 //! The StoreAPI against a real Prometheus: Series, LabelNames, LabelValues and
-//! Info answers compared with Prometheus' own query API (contract §4).
+//! Info answers compared with Prometheus' own query API (Thanos' `pkg/store/prometheus.go`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
