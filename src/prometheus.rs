@@ -687,12 +687,12 @@ mod tls {
 
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
-    use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::sign::CertifiedKey;
     use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
     use super::TlsConfig;
+    use crate::tls::HandshakeSignatures;
 
     pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, String> {
         let provider = crate::tls::provider();
@@ -723,7 +723,7 @@ mod tls {
                 roots,
                 server_name,
                 insecure: tls.insecure_skip_verify,
-                provider,
+                signatures: HandshakeSignatures(provider),
             }));
         match (&tls.cert_file, &tls.key_file) {
             (Some(cert), Some(key)) => Ok(builder.with_client_cert_resolver(Arc::new(ClientCert(
@@ -840,7 +840,7 @@ mod tls {
         roots: Roots,
         server_name: Option<ServerName<'static>>,
         insecure: bool,
-        provider: Arc<CryptoProvider>,
+        signatures: HandshakeSignatures,
     }
 
     impl ServerCertVerifier for Verifier {
@@ -869,12 +869,7 @@ mod tls {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls12_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            )
+            self.signatures.tls12(message, cert, dss)
         }
 
         fn verify_tls13_signature(
@@ -883,18 +878,11 @@ mod tls {
             cert: &CertificateDer<'_>,
             dss: &DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            verify_tls13_signature(
-                message,
-                cert,
-                dss,
-                &self.provider.signature_verification_algorithms,
-            )
+            self.signatures.tls13(message, cert, dss)
         }
 
         fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            self.provider
-                .signature_verification_algorithms
-                .supported_schemes()
+            self.signatures.schemes()
         }
     }
 }

@@ -341,8 +341,15 @@ mod tests {
                 })
                 .unwrap();
             rx.recv().unwrap();
+            // Sequential as the pool sees it: the next call comes once the
+            // thread is back waiting (a loaded machine may take a while).
+            eventually("a thread waits again", || {
+                workers.shared.idle.load(Ordering::Acquire) >= 1
+            });
         }
         assert_eq!(done.load(Ordering::Acquire), 200);
+        // One, or two when a call arrived just as the waiting thread looked
+        // up from its 200 ms poll (not counted idle for that instant).
         assert!(workers.threads() <= 2, "{} threads", workers.threads());
         workers.join_all(Duration::from_secs(5));
         assert_eq!(workers.threads(), 0);

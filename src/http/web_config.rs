@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
+
+use crate::tls::HandshakeSignatures;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
@@ -276,11 +278,11 @@ impl WebConfig {
             "" | "NoClientCert" => None,
             "RequestClientCert" => Some(Arc::new(AnyClientCert {
                 mandatory: false,
-                provider: provider.clone(),
+                signatures: HandshakeSignatures(provider.clone()),
             })),
             "RequireAnyClientCert" | "RequireClientCert" => Some(Arc::new(AnyClientCert {
                 mandatory: true,
-                provider: provider.clone(),
+                signatures: HandshakeSignatures(provider.clone()),
             })),
             "VerifyClientCertIfGiven" => Some(verified(true)?),
             "RequireAndVerifyClientCert" => Some(verified(false)?),
@@ -473,7 +475,7 @@ fn tls12_suite(name: &str) -> Result<Option<rustls::SupportedCipherSuite>, Strin
 #[derive(Debug)]
 struct AnyClientCert {
     mandatory: bool,
-    provider: Arc<CryptoProvider>,
+    signatures: HandshakeSignatures,
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -500,12 +502,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls12(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -514,18 +511,11 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.tls13(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.schemes()
     }
 }
 
