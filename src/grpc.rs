@@ -7,20 +7,27 @@
 //! no new calls, in-flight calls get `--grpc-grace-period`, then the rest are
 //! cancelled and every worker thread is joined.
 
+pub mod calls;
+pub mod health;
+pub mod method;
 pub mod metrics;
 pub mod request_log;
+pub mod status;
 pub mod tls;
 pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use grpcio::{ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials};
+use grpcio::{
+    ChannelBuilder, EnvBuilder, Environment, Server, ServerBuilder, ServerCredentials, Service,
+};
 
 use crate::listen::ListenAddress;
 use crate::metadata::Metadata;
 use crate::proto::services;
-use crate::store::{Health, Services, Store};
+use calls::Calls;
+use health::Health;
 use metrics::GrpcMetrics;
 use tls::GrpcTls;
 use workers::Workers;
@@ -52,11 +59,13 @@ pub struct Handle {
     pub port: u16,
 }
 
+/// Serves what `services` registers (given the calls' machinery to run
+/// them on), and the health service.
 pub fn start(
     config: &GrpcServerConfig,
-    store: Arc<Store>,
     metadata: Arc<Metadata>,
     metrics: Arc<GrpcMetrics>,
+    services: impl FnOnce(Calls) -> Vec<Service>,
 ) -> Result<Handle, String> {
     let env = Arc::new(
         EnvBuilder::new()
@@ -76,16 +85,11 @@ pub fn start(
         args = args.raw_cfg_int(c"grpc.max_connection_age_ms".into(), age.as_millis() as i32);
     }
     let workers = Workers::new(config.max_workers, config.max_queued_calls);
-    let services = Services::new(store, workers.clone(), metrics.clone());
-    let mut server = ServerBuilder::new(env.clone())
-        .channel_args(args.build_args())
-        .register_service(services::create_store(services.clone()))
-        .register_service(services::create_rules(services.clone()))
-        .register_service(services::create_targets(services.clone()))
-        .register_service(services::create_metadata(services.clone()))
-        .register_service(services::create_exemplars(services.clone()))
-        .register_service(services::create_status(services.clone()))
-        .register_service(services::create_info(services))
+    let mut builder = ServerBuilder::new(env.clone()).channel_args(args.build_args());
+    for service in services(Calls::new(workers.clone(), metrics.clone())) {
+        builder = builder.register_service(service);
+    }
+    let mut server = builder
         .register_service(services::create_health(Health { metadata, metrics }))
         .build()
         .map_err(|e| format!("gRPC server: {e}"))?;

@@ -175,7 +175,8 @@ fn run(args: &flags::Args) -> Result<(), String> {
                 Ok(Event::PrometheusReady) if !started => {
                     started = true;
                     // Thanos opens the gRPC port only once Prometheus is known.
-                    match grpc::start(&config.grpc, store.clone(), metadata.clone(), grpc_metrics.clone()) {
+                    let services = |calls| store::services(store.clone(), calls);
+                    match grpc::start(&config.grpc, metadata.clone(), grpc_metrics.clone(), services) {
                         Ok(server) => grpc = Some(server),
                         Err(e) => break Err(e),
                     }

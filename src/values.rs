@@ -9,6 +9,14 @@
 
 use std::time::Duration;
 
+/// Now, in Unix milliseconds: the `now` that relative times count from.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 const MS_PER: [(&str, f64); 9] = [
     ("ns", 1e-6),
     ("us", 1e-3),

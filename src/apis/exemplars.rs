@@ -6,10 +6,10 @@ use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};
 use serde::Deserialize;
 
 use super::{decode_error, nullable, with_external, zlabels, QUEUE};
+use crate::grpc::status::api_error;
 use crate::prometheus::{format_seconds, Labels};
 use crate::proto::exemplars::{Exemplar, ExemplarData, ExemplarsRequest, ExemplarsResponse};
 use crate::proto::services;
-use crate::store::series::api_error;
 use crate::store::{Services, Store};
 
 const PATH: &str = "/api/v1/query_exemplars";
@@ -114,7 +114,7 @@ impl services::Exemplars for Services {
     ) {
         self.stream(
             &ctx,
-            crate::grpc::metrics::EXEMPLARS,
+            crate::grpc::method::EXEMPLARS,
             "api-exemplars",
             QUEUE,
             sink,

@@ -7,11 +7,11 @@ use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};
 use serde::Deserialize;
 
 use super::QUEUE;
+use crate::grpc::status::api_error;
 use crate::proto::metadata::{
     Meta, MetricMetadata, MetricMetadataEntry, MetricMetadataRequest, MetricMetadataResponse,
 };
 use crate::proto::services;
-use crate::store::series::api_error;
 use crate::store::{Services, Store};
 
 const PATH: &str = "/api/v1/metadata";
@@ -79,7 +79,7 @@ impl services::Metadata for Services {
     ) {
         self.stream(
             &ctx,
-            crate::grpc::metrics::METADATA,
+            crate::grpc::method::METADATA,
             "api-metadata",
             QUEUE,
             sink,

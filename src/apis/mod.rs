@@ -3,7 +3,7 @@
 //! each call is one GET on Prometheus' JSON API, turned into the messages
 //! Thanos sends, with the external labels added where Thanos adds them.
 //!
-//! Like Series, a call runs on a worker ([`crate::store::Services::stream`]).
+//! Like Series, a call runs on a worker (`crate::grpc::calls`).
 //! Each file decodes its endpoint's JSON into small structs first: absent
 //! fields stay empty as with Go's decoder, and a field of the wrong type
 //! fails the call with Internal, as Thanos' decode errors do. Everything is
@@ -20,10 +20,10 @@ use protobuf::well_known_types::timestamp::Timestamp;
 use protobuf::MessageField;
 use serde::{Deserialize, Deserializer};
 
+use crate::grpc::status::api_error;
 use crate::prometheus::{self, Labels};
 use crate::proto::labels::ZLabelSet;
 use crate::store::label_set;
-use crate::store::series::api_error;
 
 /// Frames waiting for a slow client. The whole answer is decoded already,
 /// so this only bounds how much of it gRPC buffers at once.

@@ -12,13 +12,13 @@ use serde::Deserialize;
 use super::{
     decode_error, enum_value, filter_param, nullable, timestamp, with_external, zlabels, QUEUE,
 };
+use crate::grpc::status::api_error;
 use crate::prometheus::Labels;
 use crate::proto::rules::{
     Alert, AlertInstance, AlertState, RecordingRule, Rule, RuleGroup, RulesRequest, RulesResponse,
 };
 use crate::proto::services;
 use crate::proto::store_types::PartialResponseStrategy;
-use crate::store::series::api_error;
 use crate::store::{Services, Store};
 
 const PATH: &str = "/api/v1/rules";
@@ -207,7 +207,7 @@ impl services::Rules for Services {
     ) {
         self.stream(
             &ctx,
-            crate::grpc::metrics::RULES,
+            crate::grpc::method::RULES,
             "api-rules",
             QUEUE,
             sink,

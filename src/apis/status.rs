@@ -11,13 +11,13 @@ use grpcio::{RpcContext, RpcStatus, ServerStreamingSink};
 use serde::Deserialize;
 
 use super::{nullable, QUEUE};
+use crate::grpc::status::{api_error, unknown};
 use crate::proto::services;
 use crate::proto::status::{
     HeadStatistics, Statistic, TSDBStatistics, TSDBStatisticsEntry, TSDBStatisticsRequest,
     TSDBStatisticsResponse,
 };
 use crate::store::matchers;
-use crate::store::series::{api_error, unknown};
 use crate::store::{Services, Store};
 
 const PATH: &str = "/api/v1/status/tsdb";
@@ -162,7 +162,7 @@ impl services::Status for Services {
     ) {
         self.stream(
             &ctx,
-            crate::grpc::metrics::STATUS,
+            crate::grpc::method::STATUS,
             "api-status",
             QUEUE,
             sink,

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use super::{
     decode_error, enum_value, filter_param, nullable, timestamp, with_external, zlabels, QUEUE,
 };
+use crate::grpc::status::api_error;
 use crate::prometheus::Labels;
 use crate::proto::services;
 use crate::proto::targets::{
     ActiveTarget, DroppedTarget, TargetDiscovery, TargetHealth, TargetsRequest, TargetsResponse,
 };
-use crate::store::series::api_error;
 use crate::store::{Services, Store};
 
 const PATH: &str = "/api/v1/targets";
@@ -114,7 +114,7 @@ impl services::Targets for Services {
     ) {
         self.stream(
             &ctx,
-            crate::grpc::metrics::TARGETS,
+            crate::grpc::method::TARGETS,
             "api-targets",
             QUEUE,
             sink,

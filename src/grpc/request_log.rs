@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use grpcio::{RpcContext, RpcStatusCode};
 
-use super::metrics::{code_name, Kind, Method};
+use super::method::{code_name, Kind, Method};
 
 /// What the config asks of gRPC calls, resolved as Thanos resolves it.
 #[derive(Debug, Clone, PartialEq, Eq)]

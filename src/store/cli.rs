@@ -263,7 +263,7 @@ fn format_value(v: f64) -> String {
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
-    let now = crate::store::series::now_ms();
+    let now = crate::values::now_ms();
     let mut opts = Options {
         command: String::new(),
         store: String::new(),

@@ -6,10 +6,10 @@ use std::collections::{BTreeSet, HashSet};
 
 use grpcio::RpcStatus;
 
+use crate::grpc::status::{api_error, invalid_argument};
 use crate::prometheus::TimeRange;
 use crate::proto::store;
-use crate::store::matchers::{self, invalid_argument};
-use crate::store::series::api_error;
+use crate::store::matchers;
 use crate::store::Store;
 
 /// Prometheus takes `match[]` on its label APIs from 2.24.0 on.

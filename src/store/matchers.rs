@@ -4,9 +4,10 @@
 
 use std::sync::OnceLock;
 
-use grpcio::{RpcStatus, RpcStatusCode};
+use grpcio::RpcStatus;
 use regex::Regex;
 
+use crate::grpc::status::invalid_argument;
 use crate::prometheus::Labels;
 use crate::proto::{prom_types, store_types};
 use crate::store::goregex::{self, GoRegex};
@@ -114,10 +115,6 @@ impl Matcher {
     }
 }
 
-pub fn invalid_argument(message: impl Into<String>) -> RpcStatus {
-    RpcStatus::with_message(RpcStatusCode::INVALID_ARGUMENT, message.into())
-}
-
 /// Converts request matchers; unknown types and bad regexes are InvalidArgument.
 pub fn convert(matchers: &[store_types::LabelMatcher]) -> Result<Vec<Matcher>, RpcStatus> {
     matchers
@@ -212,6 +209,7 @@ pub fn go_quote(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use grpcio::RpcStatusCode;
 
     fn pm(t: i32, name: &str, value: &str) -> store_types::LabelMatcher {
         let mut m = store_types::LabelMatcher::new();

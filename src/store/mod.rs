@@ -1,11 +1,9 @@
 //! The StoreAPI and Info API a Thanos Querier calls (Thanos'
 //! `pkg/store/prometheus.go` and `pkg/info`).
 //!
-//! gRPC handlers run on the completion-queue threads and must not block, so
-//! each call's work (blocking HTTP to Prometheus) runs on a named worker
-//! thread ([`Workers`]); results travel back over a bounded channel that the
-//! completion queue drains into the call's sink ([`Services::stream`], which
-//! the services of [`crate::apis`] use too).
+//! Each call's work runs on a worker thread through [`Calls`]
+//! (`crate::grpc::calls`); [`Services`] binds it to the [`Store`] every
+//! handler reads, for these services and those of [`crate::apis`].
 
 pub mod cli;
 pub mod goregex;
@@ -17,22 +15,19 @@ pub mod series;
 pub mod sort;
 pub mod xor;
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
-use futures::channel::{mpsc, oneshot};
-use futures::{Sink, SinkExt, StreamExt};
-use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink, WriteFlags};
+use grpcio::{RpcContext, RpcStatus, RpcStatusCode, ServerStreamingSink, UnarySink};
 use prom::{Histogram, HistogramOpts, IntCounterVec, IntGauge, Opts, Registry};
 
-use crate::grpc::metrics::{self as grpc_metrics, Call, GrpcMetrics, Method};
-use crate::grpc::workers::Workers;
-
+use crate::grpc::calls::{reply, Calls};
+use crate::grpc::method::{self as grpc_metrics, Method};
+use crate::grpc::status::unknown;
 use crate::metadata::{Metadata, MAX_TIME};
 use crate::prometheus::Client;
-use crate::proto::{health, info, labels as pb_labels, services, store};
+use crate::proto::{info, labels as pb_labels, services, store};
+use crate::values::now_ms;
 
 /// Frames queued between a Series worker and its client: enough to keep the
 /// connection busy while the worker decodes the next remote-read frame, few
@@ -177,25 +172,34 @@ impl Drop for Frames<'_> {
     }
 }
 
+/// The StoreAPI, Info and the APIs of [`crate::apis`], for the gRPC server.
+pub fn services(store: Arc<Store>, calls: Calls) -> Vec<grpcio::Service> {
+    let services = Services::new(store, calls);
+    vec![
+        services::create_store(services.clone()),
+        services::create_rules(services.clone()),
+        services::create_targets(services.clone()),
+        services::create_metadata(services.clone()),
+        services::create_exemplars(services.clone()),
+        services::create_status(services.clone()),
+        services::create_info(services),
+    ]
+}
+
 /// The gRPC services, cheap to clone (grpcio clones one per method).
 #[derive(Clone)]
 pub struct Services {
     store: Arc<Store>,
-    workers: Workers,
-    metrics: Arc<GrpcMetrics>,
+    calls: Calls,
 }
 
 impl Services {
-    pub fn new(store: Arc<Store>, workers: Workers, metrics: Arc<GrpcMetrics>) -> Self {
-        Services {
-            store,
-            workers,
-            metrics,
-        }
+    pub fn new(store: Arc<Store>, calls: Calls) -> Self {
+        Services { store, calls }
     }
 
     /// Runs `work` on a worker and answers the unary call with its result.
-    fn unary<Resp: Send + 'static>(
+    pub(crate) fn unary<Resp: Send + 'static>(
         &self,
         ctx: &RpcContext,
         method: Method,
@@ -203,168 +207,28 @@ impl Services {
         sink: UnarySink<Resp>,
         work: impl FnOnce(&Store) -> Result<Resp, RpcStatus> + Send + 'static,
     ) {
-        let call = self.metrics.call(method, ctx);
-        let (tx, rx) = oneshot::channel();
         let store = self.store.clone();
-        let metrics = self.metrics.clone();
-        let spawned = self.workers.spawn(name, move || {
-            let _ = tx.send(recover(&metrics, || work(&store)));
-        });
-        if let Err(status) = spawned {
-            ctx.spawn(reply(call, sink, Err(status)));
-            return;
-        }
-        ctx.spawn(async move {
-            let result = match rx.await {
-                Ok(result) => result,
-                Err(_) => Err(internal("worker ended without an answer".into())),
-            };
-            reply(call, sink, result).await;
-        });
+        self.calls
+            .unary(ctx, method, name, sink, move || work(&store));
     }
 
-    /// Runs `work` on a worker and streams the frames it hands to its `out`
-    /// (which blocks while `queue` frames wait for a slow client, and fails
-    /// once the client is gone); an error from `work` ends the stream with
-    /// that status after the frames already sent.
+    /// Runs `work` on a worker and streams the frames it hands to `out`
+    /// (see [`Calls::stream`]).
     pub(crate) fn stream<Resp: Send + 'static>(
         &self,
         ctx: &RpcContext,
         method: Method,
         name: &'static str,
         queue: usize,
-        mut sink: ServerStreamingSink<Resp>,
+        sink: ServerStreamingSink<Resp>,
         work: impl FnOnce(&Store, &mut dyn FnMut(Resp) -> Result<(), RpcStatus>) -> Result<(), RpcStatus>
             + Send
             + 'static,
     ) {
-        let call = self.metrics.call(method, ctx);
-        let (tx, mut rx) = mpsc::channel::<Result<Resp, RpcStatus>>(queue);
         let store = self.store.clone();
-        let metrics = self.metrics.clone();
-        let spawned = self.workers.spawn(name, move || {
-            let mut frames = tx.clone();
-            let mut out = |resp: Resp| -> Result<(), RpcStatus> {
-                futures::executor::block_on(frames.send(Ok(resp)))
-                    .map_err(|_| RpcStatus::new(RpcStatusCode::CANCELLED))
-            };
-            let result = recover(&metrics, || work(&store, &mut out));
-            if let Err(status) = result {
-                let mut tx = tx;
-                let _ = futures::executor::block_on(tx.send(Err(status)));
-            }
-        });
-        let ticket = match spawned {
-            Ok(ticket) => ticket,
-            Err(status) => {
-                call.finish(status.code(), Some(status.message()));
-                ctx.spawn(async move {
-                    let _ = sink.fail(status).await;
-                });
-                return;
-            }
-        };
-        let deadline = ctx.deadline();
-        ctx.spawn(async move {
-            loop {
-                match next_or_gone(&mut rx, &mut sink).await {
-                    Ok(Some(Ok(resp))) => {
-                        if let Err(e) = sink.send((resp, WriteFlags::default())).await {
-                            // Dropping `rx` (on return) stops the worker at its next frame.
-                            log::debug!(err = e.to_string().as_str(); "streaming client gone");
-                            ticket.give_up();
-                            call.finish(RpcStatusCode::CANCELLED, Some(&e.to_string()));
-                            return;
-                        }
-                        call.sent();
-                    }
-                    Ok(Some(Err(status))) => {
-                        call.finish(status.code(), Some(status.message()));
-                        let _ = sink.fail(status).await;
-                        return;
-                    }
-                    Ok(None) => {
-                        call.finish(RpcStatusCode::OK, None);
-                        let _ = sink.close().await;
-                        return;
-                    }
-                    Err(e) => {
-                        // Cancelled or past its deadline while the worker had
-                        // nothing to send, e.g. waiting for Prometheus' first byte.
-                        let code = if deadline.exceeded() {
-                            RpcStatusCode::DEADLINE_EXCEEDED
-                        } else {
-                            RpcStatusCode::CANCELLED
-                        };
-                        log::debug!(err = e.to_string().as_str(); "streaming client gone before the answer");
-                        ticket.give_up();
-                        call.finish(code, Some(&e.to_string()));
-                        return;
-                    }
-                }
-            }
-        });
+        self.calls
+            .stream(ctx, method, name, queue, sink, move |out| work(&store, out));
     }
-}
-
-/// The worker's next message, or the error that ended the call meanwhile.
-/// A server-streaming sink learns of its call's end (the client cancelled,
-/// or the deadline passed and gRPC cancelled it) in `poll_ready`, which
-/// also registers this task to be woken by it; waiting on `rx` alone would
-/// only notice at the next send, which may be an hour away.
-async fn next_or_gone<T, Resp>(
-    rx: &mut mpsc::Receiver<T>,
-    sink: &mut ServerStreamingSink<Resp>,
-) -> Result<Option<T>, grpcio::Error> {
-    futures::future::poll_fn(|cx| {
-        if let Poll::Ready(Err(e)) = Pin::new(&mut *sink).poll_ready(cx) {
-            return Poll::Ready(Err(e));
-        }
-        rx.poll_next_unpin(cx).map(Ok)
-    })
-    .await
-}
-
-/// Answers a unary call: counts it as Thanos' interceptors do (the response
-/// is a message sent once the handler succeeded), then writes it.
-async fn reply<T>(call: Call, sink: UnarySink<T>, result: Result<T, RpcStatus>) {
-    let sent = match result {
-        Ok(resp) => {
-            call.sent();
-            call.finish(RpcStatusCode::OK, None);
-            sink.success(resp).await
-        }
-        Err(status) => {
-            call.finish(status.code(), Some(status.message()));
-            sink.fail(status).await
-        }
-    };
-    if let Err(e) = sent {
-        log::debug!(err = e.to_string().as_str(); "answering a gRPC call failed");
-    }
-}
-
-/// Runs a handler's work; a panic in it becomes an Internal status carrying
-/// the panic's message and is counted, as Thanos' recovery interceptor does,
-/// instead of ending the call without an answer.
-fn recover<T>(
-    metrics: &GrpcMetrics,
-    work: impl FnOnce() -> Result<T, RpcStatus>,
-) -> Result<T, RpcStatus> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|payload| {
-        metrics.panic_recovered();
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".to_string());
-        log::error!(panic = message.as_str(); "recovered from panic");
-        Err(internal(message))
-    })
-}
-
-fn internal(message: String) -> RpcStatus {
-    RpcStatus::with_message(RpcStatusCode::INTERNAL, message)
 }
 
 impl services::Store for Services {
@@ -375,7 +239,7 @@ impl services::Store for Services {
         sink: UnarySink<store::InfoResponse>,
     ) {
         // Cheap and non-blocking: answered on the completion queue.
-        let call = self.metrics.call(grpc_metrics::STORE_INFO, &ctx);
+        let call = self.calls.call(grpc_metrics::STORE_INFO, &ctx);
         ctx.spawn(reply(call, sink, legacy_info(&self.store.metadata)));
     }
 
@@ -433,43 +297,8 @@ impl services::Info for Services {
         _req: info::InfoRequest,
         sink: UnarySink<info::InfoResponse>,
     ) {
-        let call = self.metrics.call(grpc_metrics::INFO, &ctx);
+        let call = self.calls.call(grpc_metrics::INFO, &ctx);
         ctx.spawn(reply(call, sink, info_response(&self.store.metadata)));
-    }
-}
-
-/// `grpc.health.v1.Health`: the empty service name follows readiness.
-#[derive(Clone)]
-pub struct Health {
-    pub metadata: Arc<Metadata>,
-    pub metrics: Arc<GrpcMetrics>,
-}
-
-impl services::Health for Health {
-    fn check(
-        &mut self,
-        ctx: RpcContext,
-        req: health::HealthCheckRequest,
-        sink: UnarySink<health::HealthCheckResponse>,
-    ) {
-        use health::health_check_response::ServingStatus;
-        let call = self.metrics.call(grpc_metrics::HEALTH_CHECK, &ctx);
-        let result = if req.service.is_empty() {
-            let mut resp = health::HealthCheckResponse::new();
-            resp.status = if self.metadata.is_ready() {
-                ServingStatus::SERVING
-            } else {
-                ServingStatus::NOT_SERVING
-            }
-            .into();
-            Ok(resp)
-        } else {
-            Err(RpcStatus::with_message(
-                RpcStatusCode::NOT_FOUND,
-                "unknown service".into(),
-            ))
-        };
-        ctx.spawn(reply(call, sink, result));
     }
 }
 
@@ -488,10 +317,10 @@ pub(crate) fn label_set(labels: &crate::prometheus::Labels) -> Vec<pb_labels::La
 /// `thanos.info.Info/Info` (Thanos' `pkg/info`): fails with `Not ready` until ready.
 pub fn info_response(metadata: &Metadata) -> Result<info::InfoResponse, RpcStatus> {
     if !metadata.is_ready() {
-        return Err(series::unknown("Not ready"));
+        return Err(unknown("Not ready"));
     }
     let external = metadata.external_labels();
-    let min_time = metadata.min_time(series::now_ms());
+    let min_time = metadata.min_time(now_ms());
     let mut resp = info::InfoResponse::new();
     resp.ComponentType = "sidecar".into();
     let mut zset = pb_labels::ZLabelSet::new();
@@ -544,7 +373,7 @@ pub(crate) fn refuse_in_agent_mode(metadata: &Metadata) -> Result<(), RpcStatus>
 /// The legacy `thanos.Store/Info` that queriers before v0.37 call.
 pub fn legacy_info(metadata: &Metadata) -> Result<store::InfoResponse, RpcStatus> {
     if !metadata.is_ready() {
-        return Err(series::unknown("Not ready"));
+        return Err(unknown("Not ready"));
     }
     refuse_in_agent_mode(metadata)?;
     let external = metadata.external_labels();
@@ -555,30 +384,8 @@ pub fn legacy_info(metadata: &Metadata) -> Result<store::InfoResponse, RpcStatus
         set.labels = label_set(&external);
         resp.label_sets.push(set);
     }
-    resp.min_time = metadata.min_time(series::now_ms());
+    resp.min_time = metadata.min_time(now_ms());
     resp.max_time = MAX_TIME;
     resp.storeType = store::StoreType::SIDECAR.into();
     Ok(resp)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_panic_in_a_calls_work_is_answered_internal_and_counted() {
-        let registry = Registry::new();
-        let metrics = GrpcMetrics::new(&registry, None).unwrap();
-        let result: Result<(), RpcStatus> = recover(&metrics, || panic!("index out of bounds"));
-        let status = result.unwrap_err();
-        assert_eq!(status.code(), RpcStatusCode::INTERNAL);
-        assert_eq!(status.message(), "index out of bounds");
-        let panics = registry
-            .gather()
-            .into_iter()
-            .find(|f| f.name() == "grpc_req_panics_recovered_total")
-            .map(|f| f.get_metric()[0].get_counter().get_value());
-        assert_eq!(panics, Some(1.0));
-        assert_eq!(recover(&metrics, || Ok(7)).unwrap(), 7);
-    }
 }

@@ -13,32 +13,18 @@ use grpcio::{RpcStatus, RpcStatusCode};
 use protobuf::{Message, MessageField};
 use xxhash_rust::xxh64::xxh64;
 
+use crate::grpc::status::{api_error, invalid_argument, unknown};
 use crate::prometheus::{self, Labels, TimeRange};
 use crate::proto::{labels, prom_remote, prom_types, store, store_types};
-use crate::store::matchers::{self, invalid_argument, Matcher, Op};
+use crate::store::matchers::{self, Matcher, Op};
 use crate::store::remote_read::{self, FrameReader};
 use crate::store::sort::{Key, Mode, Sorter};
 use crate::store::xor;
 use crate::store::Store;
+use crate::values::now_ms;
 
 /// Thanos counts every chunk as this many samples for the samples limit.
 const SAMPLES_PER_CHUNK: u64 = 120;
-
-/// Plain (non-status) errors in Thanos surface as gRPC Unknown.
-pub fn unknown(message: impl Into<String>) -> RpcStatus {
-    RpcStatus::with_message(RpcStatusCode::UNKNOWN, message.into())
-}
-
-/// Maps a failed JSON API call to the code Thanos returns (contract §2.3).
-pub fn api_error(e: prometheus::Error) -> RpcStatus {
-    let code = match &e {
-        prometheus::Error::Status { code: 400, .. } => RpcStatusCode::INVALID_ARGUMENT,
-        prometheus::Error::Status { code: 404, .. } => RpcStatusCode::NOT_FOUND,
-        prometheus::Error::Status { code: 503, .. } => RpcStatusCode::UNAVAILABLE,
-        _ => RpcStatusCode::INTERNAL,
-    };
-    RpcStatus::with_message(code, e.to_string())
-}
 
 pub fn series(
     store: &Store,
@@ -471,13 +457,6 @@ impl<'a> Emitter<'a> {
         }
         (self.out)(resp)
     }
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 /// How long one remote read may take in all; the querier's own deadline or
