@@ -40,6 +40,9 @@ pub fn encode_request(req: &prom_remote::ReadRequest) -> Result<Vec<u8>, String>
         .map_err(|e| e.to_string())
 }
 
+/// Bytes read ahead of a frame (see [`FrameReader::new`]).
+const FRAME_HEAD_BUFFER: usize = 4 * 1024;
+
 /// Reads `uvarint length, big-endian CRC-32C, payload` frames one at a time;
 /// memory is one frame, however long the stream.
 pub struct FrameReader<R: Read> {
@@ -50,8 +53,13 @@ pub struct FrameReader<R: Read> {
 impl<R: Read> FrameReader<R> {
     pub fn new(reader: R) -> Self {
         FrameReader {
-            // 64 KiB: a few TCP reads per buffer fill; frames are read in place.
-            reader: BufReader::with_capacity(64 * 1024, reader),
+            // Small on purpose: the buffer serves the few bytes of each
+            // frame's length and checksum. A frame's body is read with one
+            // `read_exact`, which std's BufReader hands straight to the inner
+            // reader once its buffer is drained, so only what the buffer
+            // already holds (at most this much) is copied twice. With 64 KiB
+            // most of every frame was (BENCHMARKS.md, Series profile).
+            reader: BufReader::with_capacity(FRAME_HEAD_BUFFER, reader),
             payload: Vec::new(),
         }
     }
