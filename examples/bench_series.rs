@@ -3,6 +3,9 @@
 //! on both sides so the client work is the same. Used by `scripts/bench-series`.
 //!
 //! bench_series PROMETHEUS_URL SIDECAR_GRPC SELECTOR RUNS START_MS END_MS
+//!
+//! With `BENCH_SKIP_CHUNKS=1`: label sets only, the sidecar's `Series` with
+//! `skip_chunks` against Prometheus' `/api/v1/series`, counting series.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,6 +45,19 @@ fn main() -> Result<(), String> {
         .connect(grpc);
     let client = StoreClient::new(channel);
     let agent = ureq::AgentBuilder::new().build();
+
+    if std::env::var_os("BENCH_SKIP_CHUNKS").is_some_and(|v| v == "1") {
+        return skip_chunks(
+            &client,
+            &agent,
+            prom,
+            selector,
+            &pb_matchers,
+            runs,
+            start,
+            end,
+        );
+    }
 
     let (mut sidecar_secs, mut direct_secs, mut samples_seen) = (0.0, 0.0, 0u64);
     for _ in 0..runs {
@@ -95,6 +111,67 @@ fn main() -> Result<(), String> {
     let direct_rate = samples_seen as f64 * runs as f64 / direct_secs;
     println!(
         "samples={samples_seen} runs={runs} sidecar_samples_per_s={sidecar_rate:.0} direct_samples_per_s={direct_rate:.0} ratio={:.3}",
+        sidecar_rate / direct_rate
+    );
+    Ok(())
+}
+
+/// Series of label sets only: Prometheus' series API directly, then the
+/// sidecar's `Series` with `skip_chunks`, alternating.
+#[allow(clippy::too_many_arguments)]
+fn skip_chunks(
+    client: &StoreClient,
+    agent: &ureq::Agent,
+    prom: &str,
+    selector: &str,
+    pb_matchers: &[thanos_sidecar::proto::store_types::LabelMatcher],
+    runs: usize,
+    start: i64,
+    end: i64,
+) -> Result<(), String> {
+    let (mut sidecar_secs, mut direct_secs, mut series_seen) = (0.0, 0.0, 0u64);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let answer: serde_json::Value = agent
+            .get(&format!("{prom}/api/v1/series"))
+            .query("match[]", selector)
+            .query("start", &format!("{}", start as f64 / 1000.0))
+            .query("end", &format!("{}", end as f64 / 1000.0))
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|resp| {
+                serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string())
+            })?;
+        let direct = answer["data"].as_array().map_or(0, |a| a.len()) as u64;
+        direct_secs += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let mut req = store::SeriesRequest::new();
+        req.min_time = start;
+        req.max_time = end;
+        req.matchers = pb_matchers.to_vec();
+        req.skip_chunks = true;
+        let mut stream = client.series(&req).map_err(|e| e.to_string())?;
+        let mut via = 0u64;
+        futures::executor::block_on(async {
+            while let Some(frame) = stream.next().await {
+                frame.map_err(|e| e.to_string())?;
+                via += 1;
+            }
+            Ok::<(), String>(())
+        })?;
+        sidecar_secs += t.elapsed().as_secs_f64();
+        if via != direct {
+            return Err(format!(
+                "series counts differ: sidecar {via}, direct {direct}"
+            ));
+        }
+        series_seen = via;
+    }
+    let sidecar_rate = series_seen as f64 * runs as f64 / sidecar_secs;
+    let direct_rate = series_seen as f64 * runs as f64 / direct_secs;
+    println!(
+        "series={series_seen} runs={runs} sidecar_series_per_s={sidecar_rate:.0} direct_series_per_s={direct_rate:.0} ratio={:.3}",
         sidecar_rate / direct_rate
     );
     Ok(())

@@ -13,13 +13,25 @@ const BRANCH: &str = match option_env!("THANOS_SIDECAR_BRANCH") {
 };
 const RUSTC: &str = env!("THANOS_SIDECAR_RUSTC_VERSION");
 
+/// Build tags, as Prometheus' `version.Print` shows Go's: only a test build
+/// has one, and the integration tests look for it before using the hooks.
+const TAGS: &str = if crate::fault::ENABLED {
+    "fault-injection"
+} else {
+    "unknown"
+};
+
 pub fn version_text() -> String {
-    format!(
+    let mut text = format!(
         "thanos-sidecar, version {VERSION} (branch: {BRANCH}, revision: {REVISION})\n  \
          rust version:     {RUSTC}\n  platform:         {}/{}\n",
         std::env::consts::OS,
         std::env::consts::ARCH
-    )
+    );
+    if crate::fault::ENABLED {
+        text.push_str(&format!("  tags:             {TAGS}\n"));
+    }
+    text
 }
 
 /// `thanos_build_info` with Thanos' label names, so dashboards keep working;
@@ -39,7 +51,7 @@ pub fn register(registry: &Registry) -> Result<(), prom::Error> {
         RUSTC,
         std::env::consts::OS,
         std::env::consts::ARCH,
-        "unknown",
+        TAGS,
     ])
     .set(1);
     registry.register(Box::new(info))?;

@@ -164,6 +164,7 @@ impl Actor {
             select! {
                 recv(self.inbox) -> _ => return,
                 recv(ticker) -> _ => {
+                    crate::fault::hang("heartbeat");
                     self.beat();
                     self.progress.tick();
                 }

@@ -60,6 +60,7 @@ pub mod actor;
 pub mod apis;
 pub mod build_info;
 pub mod envsubst;
+pub mod fault;
 pub mod flags;
 pub mod grpc;
 pub mod heartbeat;

@@ -428,6 +428,49 @@ impl Client {
         decode_data("/api/v1/series", data)
     }
 
+    /// `/api/v1/series`, decoded as it arrives: `each` gets every label set
+    /// in the answer's order, and the answer is never held whole, however
+    /// many series it names. An error from `each` stops the read.
+    pub fn series_each<E>(
+        &self,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+        each: &mut dyn FnMut(Labels) -> Result<(), E>,
+    ) -> Result<(), Streamed<E>> {
+        const PATH: &str = "/api/v1/series";
+        let req = self
+            .query_request(PATH, selectors, range, timeout)
+            .map_err(Streamed::Api)?;
+        let resp = Client::send(req).map_err(Streamed::Api)?;
+        if resp.status() == 204 {
+            return Ok(());
+        }
+        // serde_json reads byte by byte: a buffer spares a call through
+        // ureq's readers per byte.
+        let reader = std::io::BufReader::with_capacity(64 * 1024, resp.into_reader());
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        let mut stopped = None;
+        let envelope = series_stream::Envelope {
+            each,
+            stopped: &mut stopped,
+        };
+        let decoded = serde::de::DeserializeSeed::deserialize(envelope, &mut de)
+            .and_then(|status| de.end().map(|()| status));
+        if let Some(e) = stopped {
+            return Err(Streamed::Stopped(e));
+        }
+        let (status, error) =
+            decoded.map_err(|e| Streamed::Api(Error::Decode(format!("{PATH}: {e}"))))?;
+        if status != "success" {
+            return Err(Streamed::Api(Error::Decode(format!(
+                "{PATH}: status {status:?}: {}",
+                error.unwrap_or_default()
+            ))));
+        }
+        Ok(())
+    }
+
     /// `/api/v1/labels`: label names, optionally of the series `selectors` match.
     pub fn label_names(
         &self,
@@ -491,6 +534,17 @@ impl Client {
         range: &TimeRange,
         timeout: Duration,
     ) -> Result<serde_json::Value, Error> {
+        let req = self.query_request(path, selectors, range, timeout)?;
+        self.get_json(path, req)
+    }
+
+    fn query_request(
+        &self,
+        path: &str,
+        selectors: &[String],
+        range: &TimeRange,
+        timeout: Duration,
+    ) -> Result<ureq::Request, Error> {
         let mut req = self.request("GET", path, timeout)?;
         for selector in selectors {
             req = req.query("match[]", selector);
@@ -501,7 +555,7 @@ impl Client {
         if range.limit > 0 {
             req = req.query("limit", &range.limit.to_string());
         }
-        self.get_json(path, req)
+        Ok(req)
     }
 
     /// The lowest timestamp in the TSDB in ms, from Prometheus' own `/metrics`.
@@ -560,6 +614,117 @@ fn parse_runtime_info(data: &serde_json::Value) -> Result<RuntimeInfo, String> {
         reload_success,
         last_config_time: time.timestamp(),
     })
+}
+
+/// Why [`Client::series_each`] ended early.
+#[derive(Debug)]
+pub enum Streamed<E> {
+    /// The call failed, or its answer is not Prometheus' envelope.
+    Api(Error),
+    /// The receiver refused a label set (e.g. its client is gone).
+    Stopped(E),
+}
+
+/// Prometheus' JSON envelope around a list of label sets, decoded one label
+/// set at a time (serde's seeds carry the receiver into the list).
+mod series_stream {
+    use std::fmt;
+
+    use serde::de::{
+        self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
+    };
+    use serde::Deserialize;
+
+    use super::Labels;
+
+    pub struct Envelope<'a, E> {
+        pub each: &'a mut dyn FnMut(Labels) -> Result<(), E>,
+        /// Set when `each` failed; the decoder then fails too, to stop.
+        pub stopped: &'a mut Option<E>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "lowercase")]
+    enum Field {
+        Status,
+        Data,
+        Error,
+        #[serde(other)]
+        Other,
+    }
+
+    impl<'de, E> DeserializeSeed<'de> for Envelope<'_, E> {
+        /// `status` and `error`.
+        type Value = (String, Option<String>);
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    impl<'de, E> Visitor<'de> for Envelope<'_, E> {
+        type Value = (String, Option<String>);
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("Prometheus' API envelope")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut status = None;
+            let mut error = None;
+            while let Some(field) = map.next_key::<Field>()? {
+                match field {
+                    Field::Status => status = Some(map.next_value::<String>()?),
+                    Field::Error => error = map.next_value::<Option<String>>()?,
+                    Field::Data => map.next_value_seed(Data {
+                        each: &mut *self.each,
+                        stopped: &mut *self.stopped,
+                    })?,
+                    Field::Other => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            let status = status.ok_or_else(|| de::Error::missing_field("status"))?;
+            Ok((status, error))
+        }
+    }
+
+    struct Data<'a, E> {
+        each: &'a mut dyn FnMut(Labels) -> Result<(), E>,
+        stopped: &'a mut Option<E>,
+    }
+
+    impl<'de, E> DeserializeSeed<'de> for Data<'_, E> {
+        type Value = ();
+
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+
+    impl<'de, E> Visitor<'de> for Data<'_, E> {
+        type Value = ();
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of label sets")
+        }
+
+        /// `"data": null`, as for any empty answer.
+        fn visit_unit<Er: de::Error>(self) -> Result<(), Er> {
+            Ok(())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            while let Some(labels) = seq.next_element::<Labels>()? {
+                if let Err(e) = (self.each)(labels) {
+                    *self.stopped = Some(e);
+                    return Err(de::Error::custom("stopped by the receiver"));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// The time range and limit of a series, labels or label-values call.

@@ -118,7 +118,10 @@ pub fn spawn(
     let actor_cancel = cancel.clone();
     // Capacity 1: the thread says "done" once, without waiting for a reader.
     let (done_tx, done) = crossbeam_channel::bounded(1);
-    let progress = Progress::new("shipper", SYNC_INTERVAL + UPLOAD_ALLOWANCE);
+    // Both shortened only by a test build's fault hooks (src/fault.rs).
+    let period = crate::fault::shipper_period();
+    let interval = period.unwrap_or(SYNC_INTERVAL);
+    let progress = Progress::new("shipper", interval + period.unwrap_or(UPLOAD_ALLOWANCE));
     let actor_progress = progress.clone();
     let thread = jod_thread::Builder::new()
         .name("shipper".into())
@@ -126,6 +129,7 @@ pub fn spawn(
             run(
                 shipper,
                 &opts.tsdb_path,
+                interval,
                 inbox,
                 actor_cancel,
                 &actor_progress,
@@ -152,6 +156,7 @@ pub fn check_wal(tsdb_path: &Path) {
 fn run(
     shipper: sync::Shipper,
     tsdb_path: &Path,
+    interval: Duration,
     inbox: Receiver<Never>,
     cancel: Cancel,
     progress: &Progress,
@@ -159,7 +164,7 @@ fn run(
     // Capacity 1: one pending "a block appeared" is as good as many.
     let (new_block_tx, new_block) = crossbeam_channel::bounded(1);
     let _watcher = watch(tsdb_path, new_block_tx);
-    let ticker = crossbeam_channel::tick(SYNC_INTERVAL);
+    let ticker = crossbeam_channel::tick(interval);
     let mut retry = Retry::default();
     retry.after(sync_once(&shipper, &cancel));
     loop {
@@ -208,6 +213,7 @@ impl Retry {
 
 /// One sync; false if it failed (and should be tried again soon).
 fn sync_once(shipper: &sync::Shipper, cancel: &Cancel) -> bool {
+    crate::fault::hang("shipper");
     match shipper.sync(cancel) {
         Ok(uploaded) => {
             if uploaded > 0 {

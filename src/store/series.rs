@@ -1,4 +1,5 @@
-//! `Series`: from a StoreAPI request to frames, through Prometheus (contract §4.1–§4.9).
+//! `Series`: from a StoreAPI request to frames, through Prometheus (Thanos'
+//! `pkg/store/prometheus.go`).
 //!
 //! Runs on a worker thread: Prometheus is read with blocking I/O and every
 //! frame goes to `out`, which blocks while the client is slow (so memory
@@ -90,34 +91,96 @@ fn series_without_chunks(
     without: &HashSet<String>,
     emitter: &mut Emitter,
 ) -> Result<(), RpcStatus> {
+    // Prometheus' series API knows no external labels: they are set on every
+    // series, their values winning, except those without_replica_labels
+    // names (only external labels are dropped here, never a series' own).
+    let added: Labels = external
+        .iter()
+        .filter(|(name, _)| !without.contains(*name))
+        .map(|(n, v)| (n.clone(), v.clone()))
+        .collect();
+    let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
     let range = TimeRange {
         start_ms: min_time,
         end_ms: req.max_time,
         limit: req.limit,
     };
-    let found = store
-        .client
-        .series(&[matchers::selector(matchers)], &range, store.api_timeout)
-        .map_err(api_error)?;
-    // Prometheus' series API knows no external labels; external values win,
-    // and only external labels are dropped by without_replica_labels here.
-    let mut all: Vec<Key> = found
-        .into_iter()
-        .map(|mut labels| {
-            for (name, value) in external {
-                if without.contains(name) {
-                    continue;
-                }
-                labels.insert(name.clone(), value.clone());
+    // The selector twice: with more than one `match[]` Prometheus merges
+    // sorted selects (dropping the duplicates), so its answer comes sorted by
+    // label set, which the sorter's bound relies on. With one, Prometheus 3
+    // lists head series in the order they were created.
+    let selector = matchers::selector(matchers);
+    let selectors = [selector.clone(), selector];
+    let mut sorter = Sorter::new(mode);
+    let mut emit = |s: store_types::Series| emitter.push(s);
+    let mut previous: Option<Key> = None;
+    let mut disordered = false;
+    let streamed = store.client.series_each(
+        &selectors,
+        &range,
+        store.api_timeout,
+        &mut |labels: Labels| -> Result<(), RpcStatus> {
+            let input: Key = labels.into_iter().collect();
+            if !disordered && previous.as_ref().is_some_and(|p| input < *p) {
+                // Not Prometheus' behaviour; the order sent may then be off.
+                disordered = true;
+                log::warn!(series = format!("{input:?}").as_str(); "series API answer out of order; Series may not come out sorted");
             }
-            labels.into_iter().collect()
-        })
-        .collect();
-    all.sort_unstable();
-    for key in all {
-        emitter.push(to_series(&key, Vec::new()))?;
+            let output = with_labels(&input, &added);
+            let item = to_series(&output, Vec::new());
+            sorter.push(&input, output, item, &mut emit)?;
+            previous = Some(input);
+            Ok(())
+        },
+    );
+    match streamed {
+        Ok(()) => {}
+        Err(prometheus::Streamed::Api(e)) => return Err(api_error(e)),
+        Err(prometheus::Streamed::Stopped(status)) => return Err(status),
+    }
+    sorter.finish(&mut emit)?;
+    if sorter.peak > 1 {
+        log::debug!(peak = sorter.peak; "series held back to repair order");
     }
     Ok(())
+}
+
+/// A series API label set with `added` set on it (their values win).
+fn with_labels(input: &[(String, String)], added: &Labels) -> Key {
+    if added.is_empty() {
+        return input.to_vec();
+    }
+    let mut labels: Labels = input.iter().cloned().collect();
+    for (name, value) in added {
+        labels.insert(name.clone(), value.clone());
+    }
+    labels.into_iter().collect()
+}
+
+/// How the series API's answer must be reordered once `added` is set on
+/// every series: not at all when nothing is added; only within chains of
+/// label sets extending one another when no series has an own label named
+/// like an added one (see `sort`), which one more call finds out; else as
+/// the chunks path does when an own label is overwritten.
+fn insertion_mode(
+    store: &Store,
+    matchers: &[Matcher],
+    min_time: i64,
+    max_time: i64,
+    added: &Labels,
+) -> Mode {
+    let Some(n0) = added.keys().next() else {
+        return Mode::Streaming;
+    };
+    let names: Vec<&String> = added.keys().collect();
+    if own_labels_named(store, matchers, min_time, max_time, &names) {
+        Mode::Prefix {
+            n0: n0.clone(),
+            deletion: false,
+        }
+    } else {
+        Mode::Insertion
+    }
 }
 
 fn series_with_chunks(
@@ -212,6 +275,26 @@ fn sort_mode(
     if without.iter().any(|n| external.contains_key(n)) {
         return Mode::Prefix { n0, deletion: true };
     }
+    if own_labels_named(store, matchers, min_time, max_time, &names) {
+        Mode::Prefix {
+            n0,
+            deletion: !without.is_empty(),
+        }
+    } else {
+        Mode::Streaming
+    }
+}
+
+/// Whether any series the matchers select has an own label named in
+/// `names`, or the call to find out failed (then the caller sorts
+/// conservatively). It reads no further than the first such series.
+fn own_labels_named(
+    store: &Store,
+    matchers: &[Matcher],
+    min_time: i64,
+    max_time: i64,
+    names: &[&String],
+) -> bool {
     let selectors: Vec<String> = names
         .iter()
         .filter_map(|name| {
@@ -225,20 +308,17 @@ fn sort_mode(
     let range = TimeRange {
         start_ms: min_time,
         end_ms: max_time.min(now_ms().saturating_add(86_400_000)),
-        limit: 0,
+        limit: 1,
     };
-    match store.client.series(&selectors, &range, store.api_timeout) {
-        Ok(found) if found.is_empty() => Mode::Streaming,
-        Ok(_) => Mode::Prefix {
-            n0,
-            deletion: !without.is_empty(),
-        },
-        Err(e) => {
+    let found = store
+        .client
+        .series_each(&selectors, &range, store.api_timeout, &mut |_| Err(()));
+    match found {
+        Ok(()) => false,
+        Err(prometheus::Streamed::Stopped(())) => true,
+        Err(prometheus::Streamed::Api(e)) => {
             log::debug!(err = e.to_string().as_str(); "order check failed; sorting conservatively");
-            Mode::Prefix {
-                n0,
-                deletion: !without.is_empty(),
-            }
+            true
         }
     }
 }
@@ -321,6 +401,8 @@ fn to_series(key: &Key, chunks: Vec<store_types::AggrChunk>) -> store_types::Ser
 
 /// The SAMPLES answer of a Prometheus without streamed remote read: one
 /// message, so it is in memory anyway; re-encoded as XOR chunks of ≤ 120.
+/// Its series are not promised in order, so all of them (as chunks, smaller
+/// than the samples they replace) are sorted before the first is sent.
 fn series_from_samples(
     resp: ureq::Response,
     external: &Labels,
@@ -334,8 +416,12 @@ fn series_from_samples(
     let raw = snap::raw::Decoder::new()
         .decompress_vec(&compressed)
         .map_err(|e| unknown(format!("snappy decoding remote read answer: {e}")))?;
+    // Each form of the answer goes once the next exists: at most two of
+    // them are held at a time (BENCHMARKS.md, Series with skip_chunks).
+    drop(compressed);
     let mut answer = prom_remote::ReadResponse::parse_from_bytes(&raw)
         .map_err(|e| unknown(format!("decoding remote read answer: {e}")))?;
+    drop(raw);
     if answer.results.len() != 1 {
         return Err(unknown(format!(
             "unexpected result size, want 1, got {}",
@@ -378,7 +464,7 @@ fn series_from_samples(
 }
 
 /// Batches series into frames and enforces the request limits on what is
-/// actually sent, frame by frame (contract §4.7–§4.8).
+/// actually sent, frame by frame (as Thanos' `pkg/store/limiter.go` counts).
 struct Emitter<'a> {
     store: &'a Store,
     batch_size: usize,
@@ -777,6 +863,220 @@ mod tests {
             err.message().starts_with("next proto: "),
             "{}",
             err.message()
+        );
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    /// A stand-in series API: `main` answers the Series call, `precheck` the
+    /// order check (its selectors ask for `name!=""`). Returns its URL, the
+    /// server and the thread, which yields every request's `match[]` list.
+    fn fake_series_api(
+        main: String,
+        precheck: &'static str,
+    ) -> (
+        String,
+        Arc<tiny_http::Server>,
+        std::thread::JoinHandle<Vec<Vec<String>>>,
+    ) {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let srv = server.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for req in srv.incoming_requests() {
+                let url = url::Url::parse(&format!("http://x{}", req.url())).unwrap();
+                let selectors: Vec<String> = url
+                    .query_pairs()
+                    .filter(|(k, _)| k == "match[]")
+                    .map(|(_, v)| v.into_owned())
+                    .collect();
+                let body = if selectors.iter().any(|s| s.contains("!=\"\"")) {
+                    format!(r#"{{"status":"success","data":{precheck}}}"#)
+                } else {
+                    main.clone()
+                };
+                seen.push(selectors);
+                let _ = req.respond(tiny_http::Response::from_data(body));
+            }
+            seen
+        });
+        (format!("http://127.0.0.1:{port}"), server, thread)
+    }
+
+    fn label_sets_json(sets: &[Key]) -> String {
+        let data: Vec<serde_json::Map<String, serde_json::Value>> = sets
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|(n, v)| (n.clone(), serde_json::Value::String(v.clone())))
+                    .collect()
+            })
+            .collect();
+        // Prometheus writes `status` first, then `data`; warnings come last.
+        format!(
+            r#"{{"status":"success","data":{},"warnings":["w"]}}"#,
+            serde_json::to_string(&data).unwrap()
+        )
+    }
+
+    fn skip_chunks(name: &str) -> store::SeriesRequest {
+        let mut req = request_for(name);
+        req.skip_chunks = true;
+        req
+    }
+
+    /// What the series path sent before it streamed: every label set with
+    /// the external labels not in `without` set, then all sorted.
+    fn buffered(inputs: &[Key], without: &[&str]) -> Vec<Key> {
+        let mut all: Vec<Key> = inputs
+            .iter()
+            .map(|k| {
+                let mut labels: Labels = k.iter().cloned().collect();
+                for (n, v) in [("cluster", "test"), ("replica", "0")] {
+                    if !without.contains(&n) {
+                        labels.insert(n.into(), v.into());
+                    }
+                }
+                labels.into_iter().collect()
+            })
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
+    /// Prometheus' order, with label sets that extend one another (which
+    /// inserting `replica` reorders) and many that do not.
+    fn series_api_inputs() -> Vec<Key> {
+        let mut inputs = vec![
+            key(&[("__name__", "m")]),
+            key(&[("__name__", "m"), ("a", "1")]),
+            key(&[("__name__", "m"), ("a", "1"), ("job", "j")]),
+            key(&[("__name__", "m"), ("a", "2")]),
+            key(&[("__name__", "m"), ("zone", "z")]),
+        ];
+        for i in 0..200 {
+            inputs.push(key(&[
+                ("__name__", "n"),
+                ("instance", &format!("h{i:03}")),
+                ("job", "j"),
+            ]));
+        }
+        inputs.sort();
+        inputs
+    }
+
+    #[test]
+    fn skip_chunks_streams_in_the_order_it_always_sent() {
+        let inputs = series_api_inputs();
+        let (url, server, thread) = fake_series_api(label_sets_json(&inputs), "[]");
+        let store = test_store(&url, Limits::default());
+        let got = collect(&store, skip_chunks("m")).unwrap();
+        assert_eq!(got, buffered(&inputs, &[]));
+        assert_ne!(
+            got,
+            inputs
+                .iter()
+                .map(|k| with_labels(k, &store.metadata.external_labels()))
+                .collect::<Vec<_>>(),
+            "the case must need repair"
+        );
+        // Dropping the external replica label: the order repair differs.
+        let mut req = skip_chunks("m");
+        req.without_replica_labels = vec!["replica".into(), "job".into()];
+        let got = collect(&store, req).unwrap();
+        assert_eq!(got, buffered(&inputs, &["replica"]), "own `job` kept");
+        // Both external labels dropped: the answer passes straight through.
+        let mut req = skip_chunks("m");
+        req.without_replica_labels = vec!["replica".into(), "cluster".into()];
+        assert_eq!(collect(&store, req).unwrap(), inputs);
+        server.unblock();
+        let seen = thread.join().unwrap();
+        // The Series calls name their selector twice (so Prometheus sorts).
+        let main: Vec<&Vec<String>> = seen
+            .iter()
+            .filter(|s| !s.iter().any(|m| m.contains("!=")))
+            .collect();
+        assert_eq!(main.len(), 3, "{seen:?}");
+        for selectors in main {
+            assert_eq!(selectors.len(), 2, "{selectors:?}");
+            assert_eq!(selectors[0], selectors[1]);
+        }
+    }
+
+    #[test]
+    fn skip_chunks_external_labels_win_over_own_ones() {
+        // Own `cluster` values, overwritten by the external one: the order
+        // check finds them and the path sorts as the chunks path does.
+        let mut inputs = vec![
+            key(&[("__name__", "m"), ("cluster", "a-own"), ("job", "z")]),
+            key(&[("__name__", "m"), ("cluster", "zz-own"), ("job", "b")]),
+            key(&[("__name__", "m"), ("job", "m")]),
+            key(&[("__name__", "m"), ("job", "m"), ("x", "1")]),
+        ];
+        inputs.sort();
+        let (url, server, thread) = fake_series_api(
+            label_sets_json(&inputs),
+            r#"[{"__name__":"m","cluster":"a-own","job":"z"}]"#,
+        );
+        let store = test_store(&url, Limits::default());
+        let got = collect(&store, skip_chunks("m")).unwrap();
+        assert_eq!(got, buffered(&inputs, &[]));
+        assert!(got
+            .iter()
+            .all(|k| k.contains(&("cluster".to_string(), "test".to_string()))));
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn skip_chunks_stops_reading_when_the_client_is_gone() {
+        let inputs = series_api_inputs();
+        let (url, server, thread) = fake_series_api(label_sets_json(&inputs), "[]");
+        let store = test_store(&url, Limits::default());
+        let mut sent = 0;
+        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
+            sent += 1;
+            if sent == 3 {
+                return Err(RpcStatus::new(RpcStatusCode::CANCELLED));
+            }
+            Ok(())
+        };
+        let err = series(&store, skip_chunks("m"), &mut out).unwrap_err();
+        assert_eq!(err.code(), RpcStatusCode::CANCELLED);
+        assert_eq!(sent, 3);
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn skip_chunks_reports_broken_and_failed_answers() {
+        for (body, want) in [
+            (
+                r#"{"status":"success","data":[{"__name__":"m"},{"__name__":3}]}"#,
+                "/api/v1/series: invalid type",
+            ),
+            (
+                r#"{"status":"error","errorType":"bad_data","error":"boom"}"#,
+                "/api/v1/series: status \"error\": boom",
+            ),
+            (r#"{"status":"success","data":[{"__name__":"m"}"#, "EOF"),
+        ] {
+            let (url, server, thread) = fake_series_api(body.to_string(), "[]");
+            let store = test_store(&url, Limits::default());
+            let err = collect(&store, skip_chunks("m")).unwrap_err();
+            assert_eq!(err.code(), RpcStatusCode::INTERNAL, "{body}");
+            assert!(err.message().contains(want), "{body}: {}", err.message());
+            server.unblock();
+            thread.join().unwrap();
+        }
+        // `data: null` is an empty answer.
+        let (url, server, thread) =
+            fake_series_api(r#"{"status":"success","data":null}"#.into(), "[]");
+        let store = test_store(&url, Limits::default());
+        assert_eq!(
+            collect(&store, skip_chunks("m")).unwrap(),
+            Vec::<Key>::new()
         );
         server.unblock();
         thread.join().unwrap();
