@@ -10,10 +10,11 @@
 //! naming the key: they are not supported yet.
 //!
 //! Objects larger than one piece (3 MiB, the block size Thanos' uploader
-//! uses) go up as block blobs: one Put Block per piece, read from the file
-//! into one reused buffer, then Put Block List. So memory per upload is one
-//! piece whatever the object's size, and a shutdown stops the upload at the
-//! next piece. Smaller objects are one Put Blob.
+//! uses) go up as block blobs: one Put Block per piece, four in flight (as
+//! Thanos' uploader), each streamed from the file with positional reads,
+//! then Put Block List. So memory per upload is a few copy buffers whatever
+//! the object's size or the piece size, and a shutdown stops the upload at
+//! the next piece. Smaller objects are one Put Blob.
 //!
 //! Secrets never reach logs or errors: requests are described by method and
 //! object name only, the account key lives only in the HMAC and tokens only
@@ -21,8 +22,9 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD as B64;
@@ -32,12 +34,17 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::azure_token::{Source, TokenCredential};
-use super::{AzureConfig, Bucket, Cancel, Error};
+use super::s3::RangeReader;
+use super::{AzureConfig, Bucket, Cancel, Error, ErrorKind};
 
 /// The Blob service API version every request asks for.
 const API_VERSION: &str = "2021-08-06";
 /// One Put Block's size: Thanos' uploader uses 3 MiB blocks too.
 const PIECE_SIZE: u64 = 3 * 1024 * 1024;
+/// Put Blocks of one blob in flight at once, as Thanos' uploader (the Azure
+/// SDK's UploadStream with Concurrency 4) sends them: one request at a time
+/// leaves the connection idle while the service stores each piece.
+const PIECE_WORKERS: u64 = 4;
 /// A block blob has at most this many blocks; bigger objects get bigger pieces.
 const MAX_BLOCKS: u64 = 50_000;
 /// Azure SDK retry defaults (azcore `policy.RetryOptions`) for zero values.
@@ -198,6 +205,15 @@ fn encode_path(name: &str) -> String {
         }
     }
     out
+}
+
+/// A request body: bytes in memory, or `len` bytes of a file from
+/// `offset`, streamed with positional reads (no buffer, and several pieces
+/// of one file at once).
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    Bytes(&'a [u8]),
+    File(&'a File, u64, u64),
 }
 
 /// One request to sign and send.
@@ -417,7 +433,13 @@ impl Azure {
             headers: vec![],
             content_length: 0,
         };
-        match self.call(&what, put, Some(&[]), self.attempts, &Cancel::new())? {
+        match self.call(
+            &what,
+            put,
+            Some(Body::Bytes(&[])),
+            self.attempts,
+            &Cancel::new(),
+        )? {
             // 409: someone else created it meanwhile.
             Outcome::Ok(_) | Outcome::Status(409, _) => {
                 log::info!(container = self.container.as_str(); "Azure blob container created");
@@ -435,7 +457,7 @@ impl Azure {
         &self,
         what: &str,
         req: impl Fn() -> Req<'a>,
-        body: Option<&[u8]>,
+        body: Option<Body>,
         attempts: u32,
         cancel: &Cancel,
     ) -> Result<Outcome, Error> {
@@ -489,7 +511,7 @@ impl Azure {
         }
     }
 
-    fn send(&self, req: &Req, body: Option<&[u8]>) -> Result<ureq::Response, SendError> {
+    fn send(&self, req: &Req, body: Option<Body>) -> Result<ureq::Response, SendError> {
         let date = chrono::Utc::now()
             .format("%a, %d %b %Y %H:%M:%S GMT")
             .to_string();
@@ -526,7 +548,12 @@ impl Azure {
             }
         }
         match body {
-            Some(b) => r.send_bytes(b),
+            Some(Body::Bytes(b)) => r.send_bytes(b),
+            // Read afresh on every attempt; a set Content-Length keeps ureq
+            // from chunking the body.
+            Some(Body::File(file, offset, len)) => r
+                .set("Content-Length", &len.to_string())
+                .send(RangeReader::new(file, offset, len)),
             None => r.call(),
         }
         .map_err(|e| SendError::Http(Box::new(e)))
@@ -536,7 +563,7 @@ impl Azure {
         &self,
         what: &str,
         req: impl Fn() -> Req<'static>,
-        body: &[u8],
+        body: Body,
         cancel: &Cancel,
     ) -> Result<(), Error> {
         match self.call(what, req, Some(body), self.attempts, cancel)? {
@@ -560,7 +587,12 @@ impl Azure {
             ],
             content_length: len,
         };
-        self.put(&format!("Put Blob of {key}"), req, data, cancel)
+        self.put(
+            &format!("Put Blob of {key}"),
+            req,
+            Body::Bytes(data),
+            cancel,
+        )
     }
 
     /// Block IDs must all have the same length within a blob.
@@ -568,30 +600,72 @@ impl Azure {
         B64.encode(format!("block-{i:08}"))
     }
 
+    /// Put Block `i`: the piece of the file at `i * piece`, streamed.
+    fn put_block(
+        &self,
+        key: &str,
+        path: &str,
+        file: &File,
+        (i, piece, size): (u64, u64, u64),
+        cancel: &Cancel,
+    ) -> Result<(), Error> {
+        let offset = i * piece;
+        let len = piece.min(size - offset);
+        let id = Azure::block_id(i);
+        let req = || Req {
+            method: "PUT",
+            path: path.to_string(),
+            query: vec![("comp", "block".into()), ("blockid", id.clone())],
+            headers: vec![("Content-Type", "application/octet-stream".into())],
+            content_length: usize::try_from(len).unwrap_or(usize::MAX),
+        };
+        let body = Body::File(file, offset, len);
+        self.put(&format!("Put Block {} of {key}", i + 1), req, body, cancel)
+    }
+
+    /// Put Blocks, [`PIECE_WORKERS`] at a time; the first failure stops
+    /// the others.
     fn put_blocks(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
         let piece = PIECE_SIZE.max(size.div_ceil(MAX_BLOCKS));
         let count = size.div_ceil(piece);
         let path = self.blob_path(key);
-        let mut buf = vec![0u8; usize::try_from(piece.min(size)).unwrap_or(usize::MAX)];
-        let mut ids = Vec::new();
-        for i in 0..count {
-            cancel.check()?;
-            let offset = i * piece;
-            let len = usize::try_from(piece.min(size - offset)).unwrap_or(usize::MAX);
-            let chunk = &mut buf[..len];
-            file.read_exact_at(chunk, offset)
-                .map_err(|e| Error::from_io(e, format!("reading {key} at {offset}")))?;
-            let id = Azure::block_id(i);
-            let req = || Req {
-                method: "PUT",
-                path: path.clone(),
-                query: vec![("comp", "block".into()), ("blockid", id.clone())],
-                headers: vec![("Content-Type", "application/octet-stream".into())],
-                content_length: len,
-            };
-            self.put(&format!("Put Block {} of {key}", i + 1), req, chunk, cancel)?;
-            ids.push(id);
+        let next = AtomicU64::new(0);
+        let stop = cancel.child();
+        let failure: Mutex<Option<Error>> = Mutex::new(None);
+        let worker = || {
+            while !stop.is_cancelled() {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= count {
+                    return;
+                }
+                if let Err(e) = self.put_block(key, &path, file, (i, piece, size), &stop) {
+                    stop.cancel();
+                    let mut first = failure.lock().unwrap_or_else(|p| p.into_inner());
+                    // A real failure explains more than a sibling's "cancelled".
+                    if first.as_ref().is_none_or(|f| {
+                        f.kind == ErrorKind::Cancelled && e.kind != ErrorKind::Cancelled
+                    }) {
+                        *first = Some(e);
+                    }
+                    return;
+                }
+            }
+        };
+        let workers = PIECE_WORKERS.min(count.max(1)) as usize;
+        std::thread::scope(|scope| -> Result<(), Error> {
+            for n in 1..workers {
+                std::thread::Builder::new()
+                    .name(format!("azure-block-{n}"))
+                    .spawn_scoped(scope, worker)
+                    .map_err(|e| Error::other(format!("spawn block upload thread: {e}")))?;
+            }
+            worker();
+            Ok(())
+        })?;
+        if let Some(e) = failure.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
         }
+        let ids: Vec<String> = (0..count).map(Azure::block_id).collect();
         cancel.check()?;
         let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
         for id in &ids {
@@ -609,7 +683,7 @@ impl Azure {
         self.put(
             &format!("Put Block List of {key}"),
             req,
-            xml.as_bytes(),
+            Body::Bytes(xml.as_bytes()),
             cancel,
         )
     }

@@ -1,12 +1,15 @@
 //! The shipper against a GCS emulator (fake-gcs-server, found through
 //! STORAGE_EMULATOR_HOST as Google's Go client finds it): Thanos' layout with
 //! `meta.json` last, resumable uploads in several chunks arriving intact, and
-//! an outage that records nothing until the bucket is back.
+//! an outage that records nothing until the bucket is back. With
+//! THANOS_BIN, `thanos tools bucket verify` (Google's Go client, pointed at
+//! the emulator) accepts what was uploaded.
 
 use std::fs;
 use std::time::Duration;
 
 use crate::shipper::{check_meta, metric, Rig};
+use crate::support::thanos::bucket_verify;
 use crate::support::{wait_for, FakeGcs, Sidecar};
 
 /// Upload requests for `id`'s objects, in arrival order, as `(object, request)`.
@@ -64,6 +67,7 @@ fn gcs_block_is_shipped_with_thanos_layout_and_meta_json_last() {
         ),
         "{body}"
     );
+    bucket_verify(&gcs.config(""), &gcs.thanos_env(), &[&id]);
 }
 
 #[test]
@@ -105,6 +109,7 @@ fn gcs_object_bigger_than_a_chunk_goes_up_in_resumable_chunks_intact() {
         .filter(|r| r.starts_with("PUT /upload/") && r.contains("upload_id="))
         .count();
     assert_eq!(chunk_puts, 6, "{requests:#?}");
+    bucket_verify(&config, &gcs.thanos_env(), &[&id]);
 }
 
 #[test]

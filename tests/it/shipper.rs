@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::support::thanos::bucket_verify;
 use crate::support::{wait_for, FaultyProxy, Moto, Prometheus, PrometheusOptions, Sidecar};
 
 /// Everything one test needs on disk, on one filesystem (for renames and hard links).
@@ -224,36 +225,6 @@ pub(crate) fn metric(sidecar: &Sidecar, name: &str) -> f64 {
     sidecar.metric(name).unwrap_or(-1.0)
 }
 
-/// When THANOS_BIN names a Thanos binary, `thanos tools bucket verify` must
-/// accept the bucket and `inspect` must list `ulids`.
-fn thanos_verify(objstore: &str, ulids: &[&str]) {
-    let Ok(bin) = std::env::var("THANOS_BIN") else {
-        return;
-    };
-    let verify = Command::new(&bin)
-        .args(["tools", "bucket", "verify"])
-        .arg(format!("--objstore.config={objstore}"))
-        .output()
-        .expect("run thanos");
-    let log = String::from_utf8_lossy(&verify.stderr).into_owned();
-    assert!(verify.status.success(), "verify failed:\n{log}");
-    assert!(log.contains("verify task completed"), "{log}");
-    assert!(
-        !log.contains("level=warn") && !log.contains("level=error"),
-        "{log}"
-    );
-    let inspect = Command::new(&bin)
-        .args(["tools", "bucket", "inspect"])
-        .arg(format!("--objstore.config={objstore}"))
-        .output()
-        .expect("run thanos");
-    let out = String::from_utf8_lossy(&inspect.stdout).into_owned();
-    assert!(inspect.status.success(), "{inspect:?}");
-    for u in ulids {
-        assert!(out.contains(u), "inspect does not list {u}:\n{out}");
-    }
-}
-
 #[test]
 fn new_block_reaches_filesystem_bucket_as_thanos_lays_it_out() {
     let rig = Rig::new();
@@ -333,7 +304,7 @@ fn new_block_reaches_filesystem_bucket_as_thanos_lays_it_out() {
         ),
         3.0
     );
-    thanos_verify(&rig.fs_config(), &[&id]);
+    bucket_verify(&rig.fs_config(), &[], &[&id]);
 }
 
 #[test]
@@ -904,7 +875,7 @@ fn block_cut_by_running_prometheus_is_shipped() {
         &rig.tsdb().join(&id),
         true,
     );
-    thanos_verify(&rig.fs_config(), &[&id]);
+    bucket_verify(&rig.fs_config(), &[], &[&id]);
 }
 
 /// With THANOS_BIN set: Thanos' own sidecar uploads the same block, and both
@@ -1065,5 +1036,5 @@ fn s3_overlap_check_lists_the_prefixed_bucket() {
     );
     assert!(moto.get(&format!("team/a/{free_id}/meta.json")).is_some());
     // Thanos reads the prefixed S3 bucket as it reads its own.
-    thanos_verify(&config, &[&old, &free_id]);
+    bucket_verify(&config, &[], &[&old, &free_id]);
 }

@@ -2,8 +2,11 @@
 //! exists), in memory, over plain HTTP on a free loopback port, with the
 //! bucket created. Its request log shows what the sidecar sent.
 
+use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::{free_port, http_get, url_escape, wait_for};
@@ -14,6 +17,7 @@ pub struct FakeGcs {
     dir: tempfile::TempDir,
     child: Option<Child>,
     starts: u32,
+    token: OnceCell<TokenStub>,
 }
 
 /// Where scripts/setup installs the emulator.
@@ -42,6 +46,7 @@ impl FakeGcs {
             dir: tempfile::tempdir().expect("temp dir"),
             child: None,
             starts: 0,
+            token: OnceCell::new(),
         };
         gcs.resume();
         Some(gcs)
@@ -70,6 +75,10 @@ impl FakeGcs {
                 "memory",
             ])
             .args(["-external-url", &self.url(), "-log-level", "info"])
+            // Google's Go client (Thanos') reads objects through the XML
+            // API, `GET /bucket/object`, which the emulator routes only for
+            // requests to its public host (storage.googleapis.com unless set).
+            .args(["-public-host", &format!("127.0.0.1:{port}")])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
@@ -108,6 +117,34 @@ impl FakeGcs {
     /// The environment that points the sidecar at this emulator.
     pub fn env(&self) -> (&'static str, String) {
         ("STORAGE_EMULATOR_HOST", format!("127.0.0.1:{}", self.port))
+    }
+
+    /// The environment that points Thanos' Go client (a `thanos tools
+    /// bucket` run) at this emulator: STORAGE_EMULATOR_HOST, and
+    /// credentials whose token comes from a local stub. Thanos builds its
+    /// HTTP transport with Google's default-credentials lookup before the
+    /// storage client sees STORAGE_EMULATOR_HOST, so without credentials it
+    /// stops at "google: could not find default credentials"; the emulator
+    /// ignores the token it then sends.
+    pub fn thanos_env(&self) -> Vec<(String, String)> {
+        let stub = self.token.get_or_init(TokenStub::start);
+        let file = self.dir.path().join("thanos-credentials.json");
+        std::fs::write(
+            &file,
+            format!(
+                r#"{{"type": "authorized_user", "client_id": "emulator", "client_secret": "emulator", "refresh_token": "emulator", "token_uri": "http://127.0.0.1:{}/token"}}"#,
+                stub.port
+            ),
+        )
+        .expect("write the credentials file");
+        let (k, v) = self.env();
+        vec![
+            (k.to_string(), v),
+            (
+                "GOOGLE_APPLICATION_CREDENTIALS".into(),
+                file.display().to_string(),
+            ),
+        ]
     }
 
     /// Every log, all runs, in order.
@@ -176,5 +213,44 @@ impl FakeGcs {
 impl Drop for FakeGcs {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// An OAuth 2 token endpoint that grants any refresh: enough for a Google
+/// client to put a bearer token on requests to the emulator.
+struct TokenStub {
+    port: u16,
+    server: Arc<tiny_http::Server>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TokenStub {
+    fn start() -> TokenStub {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("token stub listen"));
+        let port = server.server_addr().to_ip().expect("IP listener").port();
+        let srv = server.clone();
+        let thread = std::thread::spawn(move || {
+            for req in srv.incoming_requests() {
+                let body =
+                    r#"{"access_token": "emulator", "token_type": "Bearer", "expires_in": 3600}"#;
+                let json = tiny_http::Header::from_bytes("Content-Type", "application/json")
+                    .expect("header");
+                let _ = req.respond(tiny_http::Response::from_string(body).with_header(json));
+            }
+        });
+        TokenStub {
+            port,
+            server,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for TokenStub {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A real `thanos query` (the binary `THANOS_BIN` names) in front of the
-//! sidecar under test, on loopback ports, killed when dropped.
+//! sidecar under test, on loopback ports, killed when dropped; and
+//! `thanos tools bucket verify` over what the sidecar uploaded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -56,5 +57,46 @@ impl Drop for ThanosQuery {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `thanos tools bucket verify` must pass on the bucket `objstore` names,
+/// warning about nothing, and `thanos tools bucket inspect` must list
+/// `ulids`: Thanos' own client reads what the sidecar wrote. `env` points
+/// that client at an emulator. Without THANOS_BIN this says so in one line
+/// and checks nothing.
+pub fn bucket_verify(objstore: &str, env: &[(String, String)], ulids: &[&str]) {
+    let Ok(bin) = std::env::var("THANOS_BIN") else {
+        eprintln!("THANOS_BIN is not set; skipping `thanos tools bucket verify`");
+        return;
+    };
+    let run = |tool: &str| {
+        let out = Command::new(&bin)
+            .args(["tools", "bucket", tool])
+            .arg(format!("--objstore.config={objstore}"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run thanos");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            out.status.success(),
+            "thanos tools bucket {tool}: {}\n{stdout}{stderr}",
+            out.status
+        );
+        (stdout, stderr)
+    };
+    let (_, log) = run("verify");
+    assert!(log.contains("verify task completed"), "{log}");
+    assert!(
+        !log.contains("level=warn") && !log.contains("level=error"),
+        "{log}"
+    );
+    let (table, log) = run("inspect");
+    for u in ulids {
+        assert!(
+            table.contains(u),
+            "thanos tools bucket inspect does not list {u}:\n{table}{log}"
+        );
     }
 }
