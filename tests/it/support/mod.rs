@@ -32,8 +32,20 @@ pub use self::thanos::ThanosQuery;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
+    // The port is free when asked but not held, and the kernel may offer a
+    // port it just gave back: with tests in parallel two servers were once
+    // handed the same one (a sidecar's HTTP and gRPC address). Never hand
+    // out a port twice in one run.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = listener.local_addr().expect("local address").port();
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// GET `url`; returns status and body, or status 0 when nothing answered.
