@@ -162,7 +162,7 @@ fn gcs_config_errors_stop_the_sidecar_naming_the_key() {
             "config.service_account",
         ),
     ] {
-        let out = std::process::Command::new(crate::support::sidecar::binary())
+        let out = crate::support::sidecar::command()
             .args(["sidecar", "--prometheus.url=http://127.0.0.1:1"])
             .arg(format!("--objstore.config={config}"))
             .env_remove("STORAGE_EMULATOR_HOST")
