@@ -32,11 +32,38 @@ pub use self::thanos::ThanosQuery;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
-    // The port is free when asked but not held, and the kernel may offer a
-    // port it just gave back: with tests in parallel two servers were once
-    // handed the same one (a sidecar's HTTP and gRPC address). Never hand
-    // out a port twice in one run.
+    // A port that is free when asked is not held until its server binds it,
+    // which under emulation can be a second later. Meanwhile the kernel may
+    // hand it out again: to a bind(0) elsewhere, or as the local port of an
+    // outgoing connection (both draw from net.ipv4.ip_local_port_range,
+    // 32768-60999 by default). Ports are therefore drawn below that range,
+    // where neither happens, checked free, and never handed out twice in one
+    // run (CI once gave a sidecar's HTTP and gRPC addresses the same port;
+    // an armv7 run under qemu lost one to an outgoing connection).
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    // Below the ephemeral range: up to 12,000 ports under its start.
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(12_000).max(1024);
+    let span = ephemeral_low.saturating_sub(low);
+    // Start at a place that differs per process, so parallel runs spread out.
+    let start = std::process::id() % span.max(1);
+    for _ in 0..span {
+        let n = NEXT.fetch_add(7919, std::sync::atomic::Ordering::Relaxed);
+        let port = (low + (start + n) % span) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    // No room below the ephemeral range (a host that made it start low).
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let port = listener.local_addr().expect("local address").port();
