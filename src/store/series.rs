@@ -781,6 +781,14 @@ mod tests {
             .collect();
         let (url, server, thread) = fake_prometheus(stream_of(&inputs), "[]");
         let store = test_store(&url, Limits::default());
+        stops_when_the_client_goes(&store, request_for("m"));
+        server.unblock();
+        thread.join().unwrap();
+    }
+
+    /// The client takes three messages, then is gone: the call ends
+    /// Cancelled without producing a fourth.
+    fn stops_when_the_client_goes(store: &Store, req: store::SeriesRequest) {
         let mut sent = 0;
         let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
             sent += 1;
@@ -789,11 +797,9 @@ mod tests {
             }
             Ok(())
         };
-        let err = series(&store, request_for("m"), &mut out).unwrap_err();
+        let err = series(store, req, &mut out).unwrap_err();
         assert_eq!(err.code(), RpcStatusCode::CANCELLED);
         assert_eq!(sent, 3);
-        server.unblock();
-        thread.join().unwrap();
     }
 
     #[test]
@@ -1034,17 +1040,7 @@ mod tests {
         let inputs = series_api_inputs();
         let (url, server, thread) = fake_series_api(label_sets_json(&inputs), "[]");
         let store = test_store(&url, Limits::default());
-        let mut sent = 0;
-        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
-            sent += 1;
-            if sent == 3 {
-                return Err(RpcStatus::new(RpcStatusCode::CANCELLED));
-            }
-            Ok(())
-        };
-        let err = series(&store, skip_chunks("m"), &mut out).unwrap_err();
-        assert_eq!(err.code(), RpcStatusCode::CANCELLED);
-        assert_eq!(sent, 3);
+        stops_when_the_client_goes(&store, skip_chunks("m"));
         server.unblock();
         thread.join().unwrap();
     }
