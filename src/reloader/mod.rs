@@ -406,7 +406,7 @@ impl Actor {
             .last_config_time
             .saturating_add(1)
             .saturating_mul(1000)
-            .saturating_sub(now_millis());
+            .saturating_sub(crate::values::now_ms());
         if settle > 0 {
             // At most a second, should Prometheus' clock run ahead of ours.
             self.pause(Duration::from_millis(settle.min(1000) as u64))?;
@@ -454,12 +454,6 @@ impl Actor {
             .runtime_info(self.attempt_timeout)
             .map_err(|e| format!("/api/v1/status/runtimeinfo: {e}"))
     }
-}
-
-fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -43,12 +43,15 @@ pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     // Below the ephemeral range: up to 12,000 ports under its start.
-    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    let low = ephemeral_low.saturating_sub(12_000).max(1024);
-    let span = ephemeral_low.saturating_sub(low);
+    static RANGE: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    let &(low, span) = RANGE.get_or_init(|| {
+        let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|r| r.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768);
+        let low = ephemeral_low.saturating_sub(12_000).max(1024);
+        (low, ephemeral_low.saturating_sub(low))
+    });
     // Start at a place that differs per process, so parallel runs spread out.
     let start = std::process::id() % span.max(1);
     for _ in 0..span {
