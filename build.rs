@@ -90,6 +90,18 @@ fn generate() -> Result<(), String> {
 }
 
 /// The gRPC glue for every service of every file, in grpcio's shape.
+/// Server answers written by hand-made code instead of the generated message:
+/// `(method, Rust type, serializer, deserializer)`. The server registers a
+/// second descriptor (`..._SERVER`) with them; clients keep the message.
+/// `Series` answers are chunk bytes spliced from Prometheus' frames
+/// (`src/store/wire.rs`).
+const SERVER_ANSWERS: [(&str, &str, &str, &str); 1] = [(
+    "thanos.Store/Series",
+    "crate::store::wire::Response",
+    "crate::store::wire::ser",
+    "crate::store::wire::de",
+)];
+
 fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<String, String> {
     // ".package.Message" -> "super::module::Message", for top-level messages.
     let mut types = HashMap::new();
@@ -130,6 +142,12 @@ fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<Strin
                 let resp = types
                     .get(method.output_type())
                     .ok_or_else(|| format!("unknown type {}", method.output_type()))?;
+                let full_method = format!("{full_service}/{}", method.name());
+                let answer = SERVER_ANSWERS.iter().find(|a| a.0 == full_method);
+                let (server_konst, server_resp) = match answer {
+                    Some((_, ty, ..)) => (format!("{konst}_SERVER"), ty.to_string()),
+                    None => (konst.clone(), resp.clone()),
+                };
                 let (kind, client_fn, ret, handler, sink) =
                     match (method.client_streaming(), method.server_streaming()) {
                         (false, false) => (
@@ -137,14 +155,14 @@ fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<Strin
                             "unary_call",
                             resp.clone(),
                             "add_unary_handler",
-                            format!("::grpcio::UnarySink<{resp}>"),
+                            format!("::grpcio::UnarySink<{server_resp}>"),
                         ),
                         (false, true) => (
                             "ServerStreaming",
                             "server_streaming",
                             format!("::grpcio::ClientSStreamReceiver<{resp}>"),
                             "add_server_streaming_handler",
-                            format!("::grpcio::ServerStreamingSink<{resp}>"),
+                            format!("::grpcio::ServerStreamingSink<{server_resp}>"),
                         ),
                         _ => {
                             return Err(format!(
@@ -163,6 +181,17 @@ fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<Strin
                     method.name()
                 )
                 .map_err(|e| e.to_string())?;
+                if let Some((_, ty, ser, de)) = answer {
+                    writeln!(
+                        out,
+                        "pub const {server_konst}: ::grpcio::Method<{req}, {ty}> = ::grpcio::Method {{\n    \
+                         ty: ::grpcio::MethodType::{kind},\n    \
+                         name: \"/{full_method}\",\n    \
+                         req_mar: ::grpcio::Marshaller {{ ser: ::grpcio::pb_ser, de: ::grpcio::pb_de }},\n    \
+                         resp_mar: ::grpcio::Marshaller {{ ser: {ser}, de: {de} }},\n}};\n"
+                    )
+                    .map_err(|e| e.to_string())?;
+                }
                 writeln!(
                     client,
                     "    pub fn {rust_name}_opt(&self, req: &{req}, opt: ::grpcio::CallOption) -> ::grpcio::Result<{ret}> {{\n        \
@@ -180,7 +209,7 @@ fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<Strin
                 writeln!(
                     register,
                     "    let mut instance = s.clone();\n    \
-                     builder = builder.{handler}(&{konst}, move |ctx, req, resp| instance.{rust_name}(ctx, req, resp));"
+                     builder = builder.{handler}(&{server_konst}, move |ctx, req, resp| instance.{rust_name}(ctx, req, resp));"
                 )
                 .map_err(|e| e.to_string())?;
             }

@@ -13,6 +13,7 @@ pub mod matchers;
 pub mod remote_read;
 pub mod series;
 pub mod sort;
+pub mod wire;
 pub mod xor;
 
 use std::sync::Arc;
@@ -247,7 +248,7 @@ impl services::Store for Services {
         &mut self,
         ctx: RpcContext,
         req: store::SeriesRequest,
-        sink: ServerStreamingSink<store::SeriesResponse>,
+        sink: ServerStreamingSink<wire::Response>,
     ) {
         self.stream(
             &ctx,

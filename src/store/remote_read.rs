@@ -44,10 +44,9 @@ pub fn encode_request(req: &prom_remote::ReadRequest) -> Result<Vec<u8>, String>
 const FRAME_HEAD_BUFFER: usize = 4 * 1024;
 
 /// Reads `uvarint length, big-endian CRC-32C, payload` frames one at a time;
-/// memory is one frame, however long the stream.
+/// memory is the frames the caller still holds, however long the stream.
 pub struct FrameReader<R: Read> {
     reader: BufReader<R>,
-    payload: Vec<u8>,
 }
 
 impl<R: Read> FrameReader<R> {
@@ -60,12 +59,22 @@ impl<R: Read> FrameReader<R> {
             // already holds (at most this much) is copied twice. With 64 KiB
             // most of every frame was (BENCHMARKS.md, Series profile).
             reader: BufReader::with_capacity(FRAME_HEAD_BUFFER, reader),
-            payload: Vec::new(),
         }
     }
 
-    /// The next frame, `None` at a clean end of stream.
+    /// The next frame, decoded; `None` at a clean end of stream.
     pub fn next_frame(&mut self) -> Result<Option<prom_remote::ChunkedReadResponse>, String> {
+        let Some(payload) = self.next_payload()? else {
+            return Ok(None);
+        };
+        prom_remote::ChunkedReadResponse::parse_from_bytes(&payload)
+            .map(Some)
+            .map_err(|e| format!("decoding frame: {e}"))
+    }
+
+    /// The next frame's checked payload, its own buffer (the Series path
+    /// sends its chunks from it); `None` at a clean end of stream.
+    pub fn next_payload(&mut self) -> Result<Option<Vec<u8>>, String> {
         let Some(size) = self.uvarint()? else {
             return Ok(None);
         };
@@ -78,20 +87,18 @@ impl<R: Read> FrameReader<R> {
         self.reader
             .read_exact(&mut crc)
             .map_err(|e| format!("reading frame checksum: {e}"))?;
-        self.payload.resize(size as usize, 0);
+        let mut payload = vec![0; size as usize];
         self.reader
-            .read_exact(&mut self.payload)
+            .read_exact(&mut payload)
             .map_err(|e| format!("reading frame of {size} bytes: {e}"))?;
         let want = u32::from_be_bytes(crc);
-        let got = crc32c::crc32c(&self.payload);
+        let got = crc32c::crc32c(&payload);
         if want != got {
             return Err(format!(
                 "chunked read frame checksum mismatch: expected {want:#010x}, got {got:#010x}"
             ));
         }
-        prom_remote::ChunkedReadResponse::parse_from_bytes(&self.payload)
-            .map(Some)
-            .map_err(|e| format!("decoding frame: {e}"))
+        Ok(Some(payload))
     }
 
     fn uvarint(&mut self) -> Result<Option<u64>, String> {

@@ -8,18 +8,20 @@
 
 use std::collections::HashSet;
 use std::io::Read;
+use std::sync::Arc;
 use std::time::Duration;
 
 use grpcio::{RpcStatus, RpcStatusCode};
-use protobuf::{Message, MessageField};
+use protobuf::Message;
 use xxhash_rust::xxh64::xxh64;
 
 use crate::grpc::status::{api_error, invalid_argument, unknown};
 use crate::prometheus::{self, Labels, TimeRange};
-use crate::proto::{labels, prom_remote, prom_types, store, store_types};
+use crate::proto::{prom_remote, store};
 use crate::store::matchers::{self, Matcher, Op};
 use crate::store::remote_read::{self, FrameReader};
 use crate::store::sort::{Key, Mode, Sorter};
+use crate::store::wire::{self, Response};
 use crate::store::xor;
 use crate::store::Store;
 use crate::values::now_ms;
@@ -30,7 +32,7 @@ const SAMPLES_PER_CHUNK: u64 = 120;
 pub fn series(
     store: &Store,
     req: store::SeriesRequest,
-    out: &mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+    out: &mut dyn FnMut(Response) -> Result<(), RpcStatus>,
 ) -> Result<(), RpcStatus> {
     super::refuse_in_agent_mode(&store.metadata)?;
     let matchers = matchers::convert(&req.matchers)?;
@@ -112,7 +114,8 @@ fn series_without_chunks(
     let selector = matchers::selector(matchers);
     let selectors = [selector.clone(), selector];
     let mut sorter = Sorter::new(mode);
-    let mut emit = |s: store_types::Series| emitter.push(s);
+    let mut emit = |s: wire::Series| emitter.push(s);
+    let no_chunks = Arc::new(Vec::new());
     let mut previous: Option<Key> = None;
     let mut disordered = false;
     let streamed = store.client.series_each(
@@ -127,7 +130,11 @@ fn series_without_chunks(
                 log::warn!(series = format!("{input:?}").as_str(); "series API answer out of order; Series may not come out sorted");
             }
             let output = with_labels(&input, &added);
-            let item = to_series(&output, Vec::new());
+            let item = wire::Series {
+                labels: output.clone(),
+                chunks: Vec::new(),
+                bytes: no_chunks.clone(),
+            };
             sorter.push(&input, output, item, &mut emit)?;
             previous = Some(input);
             Ok(())
@@ -209,33 +216,35 @@ fn series_with_chunks(
     if content_type.starts_with(remote_read::STREAMED_CONTENT_TYPE) {
         let mut frames = FrameReader::new(resp.into_reader());
         let mut sorter = Sorter::new(mode);
-        let mut emit = |s: store_types::Series| emitter.push(s);
+        let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
         loop {
             let frame = frames
-                .next_frame()
+                .next_payload()
                 .map_err(|e| unknown(format!("next proto: {e}")))?;
             let Some(frame) = frame else { break };
             received.count += 1;
-            if frame.chunked_series.len() != 1 {
-                log::debug!(series = frame.chunked_series.len(); "remote-read frame does not hold exactly one series");
+            // The chunks stay in the frame; its series share it.
+            let bytes = Arc::new(frame);
+            let scanned = wire::scan_frame(&bytes)
+                .map_err(|e| unknown(format!("next proto: decoding frame: {e}")))?;
+            if scanned.len() != 1 {
+                log::debug!(series = scanned.len(); "remote-read frame does not hold exactly one series");
             }
-            for series in frame.chunked_series {
-                let input: Key = series
-                    .labels
-                    .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect();
-                let output = transform(&input, external, without);
+            for series in scanned {
+                let output = transform(&series.labels, external, without);
                 if let Some(shard) = shard {
                     if !in_shard(&output, shard) {
                         continue;
                     }
                 }
-                let chunks = series.chunks.into_iter().map(pass_through).collect();
-                let item = to_series(&output, chunks);
-                sorter.push(&input, output, item, &mut emit)?;
+                let item = wire::Series {
+                    labels: output.clone(),
+                    chunks: series.chunks,
+                    bytes: bytes.clone(),
+                };
+                sorter.push(&series.labels, output, item, &mut emit)?;
             }
         }
         sorter.finish(&mut emit)?;
@@ -370,35 +379,6 @@ pub fn in_shard(labels: &Key, shard: &store::ShardInfo) -> bool {
     xxh64(&buf, 0) % total == shard.shard_index as u64
 }
 
-/// A remote-read chunk as a StoreAPI chunk: bytes unchanged, type shifted
-/// (remote read numbers from UNKNOWN=0), Thanos' XXH64 hash.
-fn pass_through(chunk: prom_types::Chunk) -> store_types::AggrChunk {
-    let mut raw = store_types::Chunk::new();
-    raw.type_ = protobuf::EnumOrUnknown::from_i32(chunk.type_.value() - 1);
-    raw.hash = xxh64(&chunk.data, 0);
-    raw.data = chunk.data;
-    let mut aggr = store_types::AggrChunk::new();
-    aggr.min_time = chunk.min_time_ms;
-    aggr.max_time = chunk.max_time_ms;
-    aggr.raw = MessageField::some(raw);
-    aggr
-}
-
-fn to_series(key: &Key, chunks: Vec<store_types::AggrChunk>) -> store_types::Series {
-    let mut s = store_types::Series::new();
-    s.labels = key
-        .iter()
-        .map(|(n, v)| {
-            let mut l = labels::Label::new();
-            l.name = n.clone();
-            l.value = v.clone();
-            l
-        })
-        .collect();
-    s.chunks = chunks;
-    s
-}
-
 /// The SAMPLES answer of a Prometheus without streamed remote read: one
 /// message, so it is in memory anyway; re-encoded as XOR chunks of ≤ 120.
 /// Its series are not promised in order, so all of them (as chunks, smaller
@@ -443,22 +423,13 @@ fn series_from_samples(
         let samples: Vec<(i64, f64)> = ts.samples.iter().map(|s| (s.timestamp, s.value)).collect();
         let chunks = samples
             .chunks(xor::MAX_SAMPLES_PER_CHUNK)
-            .map(|part| {
-                let mut raw = store_types::Chunk::new();
-                raw.data = xor::encode(part);
-                raw.hash = xxh64(&raw.data, 0);
-                let mut aggr = store_types::AggrChunk::new();
-                aggr.min_time = part[0].0;
-                aggr.max_time = part[part.len() - 1].0;
-                aggr.raw = MessageField::some(raw);
-                aggr
-            })
+            .map(|part| (part[0].0, part[part.len() - 1].0, 0, xor::encode(part)))
             .collect();
-        all.push((output, chunks));
+        all.push(wire::Series::owned(output, chunks));
     }
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    for (key, chunks) in all {
-        emitter.push(to_series(&key, chunks))?;
+    all.sort_by(|a, b| a.labels.cmp(&b.labels));
+    for series in all {
+        emitter.push(series)?;
     }
     Ok(())
 }
@@ -468,17 +439,17 @@ fn series_from_samples(
 struct Emitter<'a> {
     store: &'a Store,
     batch_size: usize,
-    batch: Vec<store_types::Series>,
+    batch: Vec<wire::Series>,
     series_sent: u64,
     chunks_sent: u64,
-    out: &'a mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+    out: &'a mut dyn FnMut(Response) -> Result<(), RpcStatus>,
 }
 
 impl<'a> Emitter<'a> {
     fn new(
         store: &'a Store,
         batch_size: i64,
-        out: &'a mut dyn FnMut(store::SeriesResponse) -> Result<(), RpcStatus>,
+        out: &'a mut dyn FnMut(Response) -> Result<(), RpcStatus>,
     ) -> Self {
         let batch_size = batch_size.max(1) as usize;
         Emitter {
@@ -491,7 +462,7 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn push(&mut self, series: store_types::Series) -> Result<(), RpcStatus> {
+    fn push(&mut self, series: wire::Series) -> Result<(), RpcStatus> {
         if self.batch_size <= 1 {
             return self.send(vec![series]);
         }
@@ -511,7 +482,7 @@ impl<'a> Emitter<'a> {
         self.send(batch)
     }
 
-    fn send(&mut self, mut series: Vec<store_types::Series>) -> Result<(), RpcStatus> {
+    fn send(&mut self, mut series: Vec<wire::Series>) -> Result<(), RpcStatus> {
         let n = series.len() as u64;
         let chunks: u64 = series.iter().map(|s| s.chunks.len() as u64).sum();
         let limits = &self.store.limits;
@@ -533,14 +504,11 @@ impl<'a> Emitter<'a> {
         }
         self.series_sent += n;
         self.chunks_sent += chunks;
-        let mut resp = store::SeriesResponse::new();
-        if self.batch_size <= 1 && series.len() == 1 {
-            resp.set_series(series.remove(0));
+        let resp = if self.batch_size <= 1 && series.len() == 1 {
+            Response::Series(series.remove(0))
         } else {
-            let mut batch = store_types::SeriesBatch::new();
-            batch.series = series;
-            resp.set_batch(batch);
-        }
+            Response::Batch(series)
+        };
         (self.out)(resp)
     }
 }
@@ -554,9 +522,9 @@ mod tests {
     use super::*;
     use crate::metadata::Metadata;
     use crate::prometheus::Client;
+    use crate::proto::{labels, prom_types, store_types};
     use crate::store::Limits;
     use crate::values::TimeOrDuration;
-    use std::sync::Arc;
 
     fn test_store(url: &str, limits: Limits) -> Store {
         let registry = prom::Registry::new();
@@ -573,10 +541,16 @@ mod tests {
         Store::new(client, metadata, limits, Duration::from_secs(30), &registry).unwrap()
     }
 
-    fn named(name: &str, chunks: usize) -> store_types::Series {
-        let mut s = to_series(&key(&[("__name__", name)]), Vec::new());
-        s.chunks = (0..chunks).map(|_| store_types::AggrChunk::new()).collect();
-        s
+    fn named(name: &str, chunks: usize) -> wire::Series {
+        wire::Series::owned(
+            key(&[("__name__", name)]),
+            (0..chunks).map(|_| (0, 0, 0, Vec::new())).collect(),
+        )
+    }
+
+    /// A response as the client reads it.
+    fn decoded(r: &Response) -> store::SeriesResponse {
+        store::SeriesResponse::parse_from_bytes(&r.to_bytes().unwrap()).unwrap()
     }
 
     #[test]
@@ -589,7 +563,8 @@ mod tests {
             },
         );
         let mut sent = Vec::new();
-        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+        let mut out = |r: Response| -> Result<(), RpcStatus> {
+            let r = decoded(&r);
             sent.push(r);
             Ok(())
         };
@@ -624,7 +599,7 @@ mod tests {
             },
         );
         let mut sent = 0;
-        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
+        let mut out = |_: Response| -> Result<(), RpcStatus> {
             sent += 1;
             Ok(())
         };
@@ -718,7 +693,8 @@ mod tests {
 
     fn collect(store: &Store, req: store::SeriesRequest) -> Result<Vec<Key>, RpcStatus> {
         let mut keys = Vec::new();
-        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+        let mut out = |r: Response| -> Result<(), RpcStatus> {
+            let r = decoded(&r);
             let s = r.series();
             keys.push(
                 s.labels
@@ -790,7 +766,7 @@ mod tests {
     /// Cancelled without producing a fourth.
     fn stops_when_the_client_goes(store: &Store, req: store::SeriesRequest) {
         let mut sent = 0;
-        let mut out = |_: store::SeriesResponse| -> Result<(), RpcStatus> {
+        let mut out = |_: Response| -> Result<(), RpcStatus> {
             sent += 1;
             if sent == 3 {
                 return Err(RpcStatus::new(RpcStatusCode::CANCELLED));
@@ -828,7 +804,8 @@ mod tests {
             fake_prometheus_typed(body, "[]", remote_read::SAMPLES_CONTENT_TYPE);
         let store = test_store(&url, Limits::default());
         let mut got = Vec::new();
-        let mut out = |r: store::SeriesResponse| -> Result<(), RpcStatus> {
+        let mut out = |r: Response| -> Result<(), RpcStatus> {
+            let r = decoded(&r);
             got.push(r.series().clone());
             Ok(())
         };
@@ -1157,6 +1134,22 @@ mod tests {
         assert!(in_shard(&labels, &shard));
     }
 
+    /// The one series of a frame holding `c`, as the sidecar sends it.
+    fn passed_through(c: prom_types::Chunk) -> store_types::Series {
+        let mut frame = prom_remote::ChunkedReadResponse::new();
+        frame
+            .chunked_series
+            .push(remote_read::chunked_series(&[("__name__", "m")], vec![c]));
+        let bytes = Arc::new(frame.write_to_bytes().unwrap());
+        let scanned = wire::scan_frame(&bytes).unwrap().remove(0);
+        let series = wire::Series {
+            labels: scanned.labels,
+            chunks: scanned.chunks,
+            bytes,
+        };
+        decoded(&Response::Series(series)).series().clone()
+    }
+
     #[test]
     fn chunks_pass_through_with_their_hash() {
         let mut c = prom_types::Chunk::new();
@@ -1164,7 +1157,7 @@ mod tests {
         c.data = vec![0, 1, 2, 3];
         c.min_time_ms = 5;
         c.max_time_ms = 9;
-        let a = pass_through(c);
+        let a = &passed_through(c).chunks[0];
         let raw = a.raw.as_ref().unwrap();
         assert_eq!(raw.type_.value(), 0);
         assert_eq!(raw.data, vec![0, 1, 2, 3]);
@@ -1183,7 +1176,7 @@ mod tests {
         ] {
             let mut c = prom_types::Chunk::new();
             c.type_ = remote.into();
-            let a = pass_through(c);
+            let a = &passed_through(c).chunks[0];
             assert_eq!(a.raw.as_ref().unwrap().type_.enum_value(), Ok(store));
         }
     }

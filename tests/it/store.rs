@@ -1059,3 +1059,118 @@ fn skip_chunks_sorts_head_series_created_out_of_order() {
         );
     }
 }
+
+/// `thanos.Store/Series` with the answers kept as the bytes that came.
+const RAW_SERIES: grpcio::Method<store::SeriesRequest, Vec<u8>> = grpcio::Method {
+    ty: grpcio::MethodType::ServerStreaming,
+    name: "/thanos.Store/Series",
+    req_mar: grpcio::Marshaller {
+        ser: grpcio::pb_ser,
+        de: grpcio::pb_de,
+    },
+    resp_mar: grpcio::Marshaller {
+        ser: |_, _| Err(grpcio::Error::Codec("answers are only read".into())),
+        de: |mut reader| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut reader, &mut bytes)
+                .map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
+            Ok(bytes)
+        },
+    },
+};
+
+/// With THANOS_BIN set: Thanos' own sidecar, next to the same Prometheus,
+/// answers every kind of Series request with the very bytes ours sends
+/// (chunks, hashes, labels, order, batching), message for message.
+#[test]
+fn series_answers_match_thanos_sidecar_byte_for_byte() {
+    let Ok(bin) = std::env::var("THANOS_BIN") else {
+        eprintln!("THANOS_BIN not set; skipping the comparison with Thanos");
+        return;
+    };
+    let rig = start_rig(&[]);
+    let go_grpc = crate::support::free_port();
+    let tsdb = rig.prometheus.dir().join("go-tsdb");
+    std::fs::create_dir_all(&tsdb).unwrap();
+    let mut go = std::process::Command::new(bin)
+        .arg("sidecar")
+        .arg(format!("--prometheus.url={}", rig.prometheus.url()))
+        .arg(format!("--tsdb.path={}", tsdb.display()))
+        .arg(format!(
+            "--http-address=127.0.0.1:{}",
+            crate::support::free_port()
+        ))
+        .arg(format!("--grpc-address=127.0.0.1:{go_grpc}"))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start thanos sidecar");
+    let ours = grpcio::Client::new(crate::support::grpc::connect(
+        rig.sidecar.grpc_port,
+        "raw-ours",
+    ));
+    let theirs = grpcio::Client::new(crate::support::grpc::connect(go_grpc, "raw-go"));
+    let ask = |client: &grpcio::Client, req: &store::SeriesRequest| {
+        collect(client.server_streaming(&RAW_SERIES, req, grpcio::CallOption::default()))
+    };
+    let everything = {
+        let mut r = store::SeriesRequest::new();
+        r.matchers = vec![matcher(RE, "__name__", "it_.+")];
+        r.max_time = i64::MAX;
+        r
+    };
+    // The Go sidecar serves once it has read Prometheus' external labels.
+    let up = wait_for(Duration::from_secs(30), || {
+        ask(&theirs, &everything).is_ok_and(|a| !a.is_empty())
+    });
+    let mut requests = vec![("everything", everything.clone())];
+    let mut with = |name: &'static str, change: &dyn Fn(&mut store::SeriesRequest)| {
+        let mut r = everything.clone();
+        change(&mut r);
+        requests.push((name, r));
+    };
+    with("one metric, a window", &|r| {
+        r.matchers = vec![matcher(EQ, "__name__", "it_temperature")];
+        r.min_time = (data_start() + 3600) * 1000;
+        r.max_time = (data_start() + 2 * 3600) * 1000;
+    });
+    with("batches of 7", &|r| r.response_batch_size = 7);
+    with("replica label removed", &|r| {
+        r.without_replica_labels = vec!["replica".into()]
+    });
+    with("shard 1 of 3 without zone", &|r| {
+        let mut s = store::ShardInfo::new();
+        s.shard_index = 1;
+        s.total_shards = 3;
+        s.labels = vec!["zone".into()];
+        r.shard_info = protobuf::MessageField::some(s);
+    });
+    with("skip_chunks, a window", &|r| {
+        r.skip_chunks = true;
+        r.max_time = (data_start() + 5 * 3600) * 1000;
+    });
+    with("negative matchers", &|r| {
+        r.matchers.push(matcher(NEQ, "job", "db"));
+        r.matchers.push(matcher(NRE, "zone", "z1|z2"));
+    });
+    let results: Vec<_> = requests
+        .iter()
+        .map(|(name, req)| (*name, ask(&ours, req), ask(&theirs, req)))
+        .collect();
+    let _ = go.kill();
+    let _ = go.wait();
+    assert!(up, "the Go sidecar never answered Series");
+    for (name, ours, theirs) in results {
+        let ours = ours.unwrap_or_else(|e| panic!("{name}: ours failed: {e:?}"));
+        let theirs = theirs.unwrap_or_else(|e| panic!("{name}: Go failed: {e:?}"));
+        assert!(!ours.is_empty(), "{name}: no answer");
+        assert_eq!(ours.len(), theirs.len(), "{name}: message count");
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(
+                a == b,
+                "{name}: message {i} differs ({} vs {} bytes)",
+                a.len(),
+                b.len()
+            );
+        }
+    }
+}
