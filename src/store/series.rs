@@ -550,7 +550,7 @@ mod tests {
 
     /// A response as the client reads it.
     fn decoded(r: &Response) -> store::SeriesResponse {
-        store::SeriesResponse::parse_from_bytes(&r.to_bytes().unwrap()).unwrap()
+        store::SeriesResponse::parse_from_bytes(&r.to_bytes()).unwrap()
     }
 
     #[test]
