@@ -18,6 +18,7 @@ pub(crate) mod filesystem;
 mod gcs;
 mod metrics;
 mod prefixed;
+mod retry;
 mod s3;
 
 use std::fmt;

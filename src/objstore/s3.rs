@@ -27,6 +27,7 @@ use s3::creds::Credentials;
 use s3::serde_types::Part;
 use s3::Region;
 
+use super::retry::{Attempt, Backoff, Policy};
 use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
 
 /// S3 allows at most this many parts per multipart upload.
@@ -48,7 +49,7 @@ pub struct S3 {
     disable_multipart: bool,
     send_content_md5: bool,
     trace: bool,
-    attempts: u32,
+    policy: Policy,
     name: String,
 }
 
@@ -241,12 +242,17 @@ impl S3 {
             disable_multipart: cfg.disable_multipart,
             send_content_md5: cfg.send_content_md5,
             trace: cfg.trace.enable,
-            attempts: if cfg.max_retries > 0 {
-                u32::try_from(cfg.max_retries)
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(1)
-            } else {
-                DEFAULT_ATTEMPTS
+            policy: Policy {
+                backend: "S3",
+                attempts: if cfg.max_retries > 0 {
+                    u32::try_from(cfg.max_retries)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1)
+                } else {
+                    DEFAULT_ATTEMPTS
+                },
+                backoff: Backoff::Linear(Duration::from_millis(200)),
+                max_delay: Duration::MAX,
             },
             name: cfg.bucket.clone(),
         })
@@ -258,25 +264,21 @@ impl S3 {
         }
     }
 
-    /// Retries `f` on failures that are not the caller's (network, 5xx).
+    /// Retries `f` on failures that are not the caller's (network, 5xx):
+    /// any [`ErrorKind::Other`]; a missing object or a shutdown is final.
     fn retry<T>(
         &self,
+        what: &str,
         cancel: &Cancel,
         mut f: impl FnMut() -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut attempt = 1;
-        loop {
-            cancel.check()?;
-            match f() {
-                Ok(v) => return Ok(v),
-                Err(e) if e.kind == ErrorKind::Other && attempt < self.attempts => {
-                    log::debug!(err:% = e, attempt = attempt; "S3 request failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let attempt = || {
+            f().map_err(|e| match e.kind {
+                ErrorKind::Other => Attempt::Retry(e),
+                _ => Attempt::Fail(e),
+            })
+        };
+        Ok(self.policy.run(what, cancel, attempt)?)
     }
 
     /// PUTs `len` bytes of `file` from `offset` to a presigned URL; returns the ETag.
@@ -289,7 +291,7 @@ impl S3 {
         part: Option<(u32, &str)>,
         cancel: &Cancel,
     ) -> Result<String, Error> {
-        self.retry(cancel, || {
+        self.retry(key, cancel, || {
             let md5 = if self.send_content_md5 {
                 Some(md5_of(file, offset, len, cancel)?)
             } else {
@@ -504,7 +506,7 @@ impl S3 {
 
     fn multipart(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
         let part_size = self.part_size.max(size.div_ceil(MAX_PARTS));
-        let init = self.retry(cancel, || {
+        let init = self.retry(key, cancel, || {
             self.put_bucket
                 .initiate_multipart_upload(key, "application/octet-stream")
                 .map_err(|e| Error::other(format!("initiate multipart upload of {key}: {e}")))
@@ -513,7 +515,7 @@ impl S3 {
         let result = (|| {
             let parts = self.upload_parts(key, file, size, part_size, &upload_id, cancel)?;
             cancel.check()?;
-            self.retry(cancel, || {
+            self.retry(key, cancel, || {
                 match self
                     .bucket
                     .complete_multipart_upload(key, &upload_id, parts.clone())
@@ -649,7 +651,7 @@ impl Bucket for S3 {
 
     fn upload_bytes(&self, key: &str, data: &[u8], cancel: &Cancel) -> Result<(), Error> {
         self.trace("upload", key);
-        self.retry(cancel, || {
+        self.retry(key, cancel, || {
             let md5 = self
                 .send_content_md5
                 .then(|| base64::engine::general_purpose::STANDARD.encode(md5::compute(data).0));
@@ -660,7 +662,7 @@ impl Bucket for S3 {
 
     fn exists(&self, key: &str) -> Result<bool, Error> {
         self.trace("exists", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let (_, status) = self
                 .bucket
                 .head_object(key)
@@ -675,7 +677,7 @@ impl Bucket for S3 {
 
     fn size(&self, key: &str) -> Result<Option<u64>, Error> {
         self.trace("attributes", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let (head, status) = self
                 .bucket
                 .head_object(key)
@@ -693,7 +695,7 @@ impl Bucket for S3 {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.trace("get", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let resp = self
                 .bucket
                 .get_object(key)
@@ -715,7 +717,7 @@ impl Bucket for S3 {
         } else {
             format!("{dir}/")
         };
-        self.retry(&Cancel::new(), || {
+        self.retry(&prefix, &Cancel::new(), || {
             let pages = self
                 .bucket
                 .list(prefix.clone(), Some("/".into()))
@@ -791,11 +793,11 @@ mod tests {
     fn max_retries_sets_attempts() {
         let base = "type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:1, insecure: true, access_key: a, secret_key: s";
         let s3 = S3::new(&cfg(&format!("{base}}}\n"))).ok().unwrap();
-        assert_eq!(s3.attempts, DEFAULT_ATTEMPTS);
+        assert_eq!(s3.policy.attempts, DEFAULT_ATTEMPTS);
         let s3 = S3::new(&cfg(&format!("{base}, max_retries: 5}}\n")))
             .ok()
             .unwrap();
-        assert_eq!(s3.attempts, 6);
+        assert_eq!(s3.policy.attempts, 6);
     }
 
     #[test]
