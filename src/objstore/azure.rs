@@ -36,7 +36,7 @@ use sha2::Sha256;
 use super::azure_token::{Source, TokenCredential};
 use super::retry::{Attempt, Backoff, Policy, Stop};
 use super::s3::RangeReader;
-use super::{AzureConfig, Bucket, Cancel, Error, ErrorKind};
+use super::{AzureConfig, Bucket, Cancel, ConfigError, Error, ErrorKind};
 
 /// The Blob service API version every request asks for.
 const API_VERSION: &str = "2021-08-06";
@@ -318,35 +318,13 @@ pub struct Azure {
 }
 
 impl Azure {
-    pub fn new(cfg: &AzureConfig) -> Result<Azure, String> {
-        let err = |msg: String| format!("objstore config for type AZURE: {msg}");
+    pub fn new(cfg: &AzureConfig) -> Result<Azure, ConfigError> {
+        let err = |msg: String| ConfigError::invalid("AZURE", msg);
         if cfg.azure_storage_account_type == "datalake" {
             return Err(err("azure_storage_account_type: datalake (Data Lake Storage Gen2) is not supported yet; blob is".into()));
         }
-        let tls = &cfg.http_config.tls_config;
-        for (set, key) in [
-            (
-                cfg.http_config.insecure_skip_verify,
-                "http_config.insecure_skip_verify",
-            ),
-            (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
-            (
-                !tls.cert_file.is_empty(),
-                "http_config.tls_config.cert_file",
-            ),
-            (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
-            (
-                !tls.server_name.is_empty(),
-                "http_config.tls_config.server_name",
-            ),
-            (
-                tls.insecure_skip_verify,
-                "http_config.tls_config.insecure_skip_verify",
-            ),
-        ] {
-            if set {
-                return Err(err(format!("{key} is not supported yet")));
-            }
+        if let Some(key) = cfg.http_config.tls_keys_set().next() {
+            return Err(err(format!("{key} is not supported yet")));
         }
         if !cfg.msi_resource.is_empty() {
             // As Thanos warns: the resource is implied by the token's scope.
@@ -397,7 +375,7 @@ impl Azure {
             },
         };
         if cfg.storage_create_container {
-            azure.create_container().map_err(|e| e.to_string())?;
+            azure.create_container()?;
         }
         Ok(azure)
     }
@@ -1048,7 +1026,7 @@ mod tests {
             let c = cfg(&format!(
                 "type: AZURE\nconfig: {{storage_account: acc, container: c, {extra}}}\n"
             ));
-            let err = Azure::new(&c).err().unwrap();
+            let err = Azure::new(&c).err().unwrap().to_string();
             assert!(err.contains(needle), "{extra}: {err}");
             assert!(err.starts_with("objstore config for type AZURE: "), "{err}");
         }

@@ -26,7 +26,7 @@ use serde::Deserialize;
 
 use super::retry::{Attempt, Backoff, Policy};
 use super::s3::RangeReader;
-use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, GcsConfig};
+use super::{Bucket, Cancel, CancelReader, ConfigError, Error, ErrorKind, GcsConfig};
 
 /// The Go client's `googleapi.DefaultUploadChunkSize`.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
@@ -310,12 +310,11 @@ pub(crate) fn metadata_token_url(host: Option<&str>) -> String {
 }
 
 /// The credentials of Go's default chain, minus the gcloud user file.
-fn find_credentials(cfg: &GcsConfig) -> Result<Source, String> {
+fn find_credentials(cfg: &GcsConfig) -> Result<Source, ConfigError> {
     if !cfg.service_account.is_empty() {
-        let sa = ServiceAccount::from_json(
-            cfg.service_account.as_bytes(),
-            "objstore config for type GCS: config.service_account",
-        )?;
+        let sa =
+            ServiceAccount::from_json(cfg.service_account.as_bytes(), "config.service_account")
+                .map_err(|e| ConfigError::invalid("GCS", e))?;
         return Ok(Source::ServiceAccount(Box::new(sa)));
     }
     if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
@@ -324,8 +323,9 @@ fn find_credentials(cfg: &GcsConfig) -> Result<Source, String> {
             "GOOGLE_APPLICATION_CREDENTIALS file {}",
             Path::new(&path).display()
         );
-        let json = std::fs::read(&path).map_err(|e| format!("{origin}: {e}"))?;
-        let sa = ServiceAccount::from_json(&json, &origin)?;
+        let json =
+            std::fs::read(&path).map_err(|e| ConfigError::Client(format!("{origin}: {e}")))?;
+        let sa = ServiceAccount::from_json(&json, &origin).map_err(ConfigError::Client)?;
         return Ok(Source::ServiceAccount(Box::new(sa)));
     }
     let host = std::env::var("GCE_METADATA_HOST").ok();
@@ -376,7 +376,7 @@ pub(crate) fn chunk_size(configured: i64) -> u64 {
 }
 
 impl Gcs {
-    pub fn new(cfg: &GcsConfig) -> Result<Gcs, String> {
+    pub fn new(cfg: &GcsConfig) -> Result<Gcs, ConfigError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let emulator = std::env::var("STORAGE_EMULATOR_HOST")
             .ok()
@@ -1126,6 +1126,7 @@ mod tests {
             Gcs::new(&cfg)
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("config.service_account")
                 || std::env::var_os("STORAGE_EMULATOR_HOST").is_some()
         );

@@ -28,7 +28,7 @@ use s3::serde_types::Part;
 use s3::Region;
 
 use super::retry::{Attempt, Backoff, Policy};
-use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
+use super::{Bucket, Cancel, CancelReader, ConfigError, Error, ErrorKind, S3Config};
 
 /// S3 allows at most this many parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;
@@ -56,32 +56,11 @@ pub struct S3 {
 /// Keys that rust-s3's sync client cannot honour: refusing them at start-up
 /// beats silently talking to S3 differently from what the operator asked.
 fn unsupported(cfg: &S3Config) -> Option<&'static str> {
-    let tls = &cfg.http_config.tls_config;
-    [
-        (cfg.signature_version2, "signature_version2"),
-        (
-            cfg.http_config.insecure_skip_verify,
-            "http_config.insecure_skip_verify",
-        ),
-        (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
-        (
-            !tls.cert_file.is_empty(),
-            "http_config.tls_config.cert_file",
-        ),
-        (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
-        (
-            !tls.server_name.is_empty(),
-            "http_config.tls_config.server_name",
-        ),
-        (
-            tls.insecure_skip_verify,
-            "http_config.tls_config.insecure_skip_verify",
-        ),
-        (cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"),
-        (!cfg.sts_endpoint.is_empty(), "sts_endpoint"),
-    ]
-    .into_iter()
-    .find_map(|(set, key)| set.then_some(key))
+    let set = |set: bool, key| set.then_some(key);
+    set(cfg.signature_version2, "signature_version2")
+        .or_else(|| cfg.http_config.tls_keys_set().next())
+        .or_else(|| set(cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"))
+        .or_else(|| set(!cfg.sts_endpoint.is_empty(), "sts_endpoint"))
 }
 
 /// `auto` picks virtual-hosted style only where Thanos' S3 client does: AWS
@@ -120,7 +99,7 @@ fn signing_region(cfg: &S3Config) -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
-fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
+fn credentials(cfg: &S3Config) -> Result<Credentials, ConfigError> {
     let token = (!cfg.session_token.is_empty()).then_some(cfg.session_token.as_str());
     let mut creds = if !cfg.access_key.is_empty() {
         Credentials::new(
@@ -130,7 +109,7 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
             token,
             None,
         )
-        .map_err(|e| format!("objstore config for type S3: credentials: {e}"))?
+        .map_err(|e| ConfigError::invalid("S3", format!("credentials: {e}")))?
     } else {
         // Without keys (and with aws_sdk_auth, the SDK's default chain):
         // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN), then
@@ -140,7 +119,8 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
             Ok(c) => c,
             Err(_) => {
                 log::info!("no S3 credentials found in the environment, files or instance metadata; requests will be anonymous");
-                Credentials::anonymous().map_err(|e| format!("S3 credentials: {e}"))?
+                Credentials::anonymous()
+                    .map_err(|e| ConfigError::Client(format!("S3 credentials: {e}")))?
             }
         }
     };
@@ -152,13 +132,14 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
     Ok(creds)
 }
 
-fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
+fn put_headers(cfg: &S3Config) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
-    let mut add = |name: String, value: &str| -> Result<(), String> {
-        let n = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
-        let v = HeaderValue::from_str(value)
-            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
+    let mut add = |name: String, value: &str| -> Result<(), ConfigError> {
+        let bad =
+            |e: &dyn std::fmt::Display| ConfigError::invalid("S3", format!("header {name:?}: {e}"));
+        let n =
+            HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|e| bad(&e))?;
+        let v = HeaderValue::from_str(value).map_err(|e| bad(&e))?;
         headers.insert(n, v);
         Ok(())
     };
@@ -178,8 +159,10 @@ fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
                 &cfg.sse_config.kms_key_id,
             )?;
             if !cfg.sse_config.kms_encryption_context.is_empty() {
-                let json = serde_json::to_string(&cfg.sse_config.kms_encryption_context)
-                    .map_err(|e| format!("sse_config.kms_encryption_context: {e}"))?;
+                let json =
+                    serde_json::to_string(&cfg.sse_config.kms_encryption_context).map_err(|e| {
+                        ConfigError::Client(format!("sse_config.kms_encryption_context: {e}"))
+                    })?;
                 add(
                     "x-amz-server-side-encryption-context".into(),
                     &base64::engine::general_purpose::STANDARD.encode(json),
@@ -192,10 +175,11 @@ fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
 }
 
 impl S3 {
-    pub fn new(cfg: &S3Config) -> Result<S3, String> {
+    pub fn new(cfg: &S3Config) -> Result<S3, ConfigError> {
         if let Some(key) = unsupported(cfg) {
-            return Err(format!(
-                "objstore config for type S3: {key} is not supported by this sidecar's S3 client"
+            return Err(ConfigError::invalid(
+                "S3",
+                format!("{key} is not supported by this sidecar's S3 client"),
             ));
         }
         // rust-s3's HTTP client builds its TLS config from the process-wide
@@ -208,7 +192,7 @@ impl S3 {
         };
         let timeout = cfg.http_config.response_header_timeout;
         let base = s3::Bucket::new(&cfg.bucket, region, credentials(cfg)?)
-            .map_err(|e| format!("objstore config for type S3: {e}"))?;
+            .map_err(|e| ConfigError::invalid("S3", e.to_string()))?;
         let mut base = if path_style(cfg) {
             base.with_path_style()
         } else {
@@ -221,7 +205,7 @@ impl S3 {
         let put_headers = put_headers(cfg)?;
         let put_bucket = Box::new(
             base.with_extra_headers(put_headers.clone())
-                .map_err(|e| format!("objstore config for type S3: {e}"))?,
+                .map_err(|e| ConfigError::invalid("S3", e.to_string()))?,
         );
         let http = &cfg.http_config;
         let agent = ureq::AgentBuilder::new()
@@ -785,7 +769,8 @@ mod tests {
                 "type: S3\nconfig: {{bucket: b, endpoint: 127.0.0.1:1, {extra}}}\n"
             ));
             let err = S3::new(&c).err().unwrap();
-            assert!(err.contains(key), "{err}");
+            assert!(matches!(err, ConfigError::Invalid { kind: "S3", .. }));
+            assert!(err.to_string().contains(key), "{err}");
         }
     }
 
