@@ -55,7 +55,7 @@ pub fn spawn(
     metadata: Arc<Metadata>,
 ) -> Result<Handle, String> {
     let web = match web_config {
-        Some(path) => Some(WebConfig::validate(path)?),
+        Some(path) => Some(WebConfig::validate(path).map_err(|e| e.to_string())?),
         None => None,
     };
     let use_tls = web.as_ref().is_some_and(WebConfig::tls_enabled);
@@ -112,7 +112,7 @@ fn serve(request: Request, registry: &Registry, metadata: &Metadata, guard: Opti
         let config = match WebConfig::read(&guard.path) {
             Ok(config) => config,
             Err(e) => {
-                log::error!(component = "http", err = e.as_str(); "Unable to parse configuration");
+                log::error!(component = "http", err:% = e; "Unable to parse configuration");
                 return Some(text(500, "Internal Server Error\n"));
             }
         };

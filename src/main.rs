@@ -90,7 +90,7 @@ fn run(args: &flags::Args) -> Result<(), String> {
     let bucket = match &config.objstore {
         Some(objstore) => {
             shipper::check_wal(&config.tsdb_path);
-            Some(objstore::open(objstore, &registry)?)
+            Some(objstore::open(objstore, &registry).map_err(|e| e.to_string())?)
         }
         None => None,
     };

@@ -32,7 +32,7 @@ pub fn accept(
             return Ok(None);
         }
         Err(e) => {
-            log::error!(component = "http", err = e.as_str(); "Unable to load the TLS config; refusing the connection");
+            log::error!(component = "http", err:% = e; "Unable to load the TLS config; refusing the connection");
             return Ok(None);
         }
     };

@@ -131,12 +131,40 @@ pub struct RateLimit {
     pub interval: Duration,
 }
 
+/// Why `--http.config` cannot be used. The text names the flag, the file
+/// and the key; the variants tell the file from its content.
+#[derive(Debug, thiserror::Error)]
+pub enum WebConfigError {
+    #[error("--http.config: cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The YAML, or a value exporter-toolkit (or this sidecar) refuses.
+    #[error("--http.config: {}: {reason}", path.display())]
+    Invalid { path: PathBuf, reason: String },
+    #[error("--http.config: {}: basic_auth_users.{user}: not a bcrypt hash: {source}", path.display())]
+    Hash {
+        path: PathBuf,
+        user: String,
+        source: bcrypt::BcryptError,
+    },
+    /// The TLS material (files, inline PEM, versions, ciphers) cannot be used.
+    #[error("--http.config: {}: {reason}", path.display())]
+    Tls { path: PathBuf, reason: String },
+}
+
 impl WebConfig {
     /// Reads and decodes the file; errors name the file and the key.
-    pub fn read(path: &Path) -> Result<WebConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--http.config: cannot read {}: {e}", path.display()))?;
-        WebConfig::parse(path, &text).map_err(|e| format!("--http.config: {}: {e}", path.display()))
+    pub fn read(path: &Path) -> Result<WebConfig, WebConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WebConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        WebConfig::parse(path, &text).map_err(|reason| WebConfigError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     fn parse(path: &Path, text: &str) -> Result<WebConfig, String> {
@@ -185,15 +213,15 @@ impl WebConfig {
 
     /// Everything Thanos checks before serving: the YAML, every user's
     /// bcrypt hash, and the TLS material.
-    pub fn validate(path: &Path) -> Result<WebConfig, String> {
+    pub fn validate(path: &Path) -> Result<WebConfig, WebConfigError> {
         let config = WebConfig::read(path)?;
         for (user, hash) in &config.users {
-            hash.parse::<bcrypt::HashParts>().map_err(|e| {
-                format!(
-                    "--http.config: {}: basic_auth_users.{user}: not a bcrypt hash: {e}",
-                    path.display()
-                )
-            })?;
+            hash.parse::<bcrypt::HashParts>()
+                .map_err(|source| WebConfigError::Hash {
+                    path: path.to_path_buf(),
+                    user: user.clone(),
+                    source,
+                })?;
         }
         config.tls_server_config()?;
         Ok(config)
@@ -217,13 +245,16 @@ impl WebConfig {
 
     /// The rustls config of `tls_server_config`, with its files read now;
     /// `None` when TLS is off.
-    pub fn tls_server_config(&self) -> Result<Option<Arc<ServerConfig>>, String> {
+    pub fn tls_server_config(&self) -> Result<Option<Arc<ServerConfig>>, WebConfigError> {
         if !self.tls_enabled() {
             return Ok(None);
         }
         self.build_tls()
             .map(Some)
-            .map_err(|e| format!("--http.config: {}: {e}", self.path.display()))
+            .map_err(|reason| WebConfigError::Tls {
+                path: self.path.clone(),
+                reason,
+            })
     }
 
     fn build_tls(&self) -> Result<Arc<ServerConfig>, String> {
@@ -690,13 +721,17 @@ mod tests {
         assert!(!parse("").unwrap().tls_enabled());
         let c = parse("tls_server_config:\n  key_file: k.pem\n").unwrap();
         let err = c.tls_server_config().unwrap_err();
-        assert!(err.contains("missing one of cert or cert_file"), "{err}");
+        assert!(matches!(err, WebConfigError::Tls { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "--http.config: /etc/thanos/web.yml: tls_server_config: missing one of cert or cert_file"
+        );
     }
 
     #[test]
     fn relative_paths_are_relative_to_the_file() {
         let c = parse("tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n").unwrap();
-        let err = c.tls_server_config().unwrap_err();
+        let err = c.tls_server_config().unwrap_err().to_string();
         assert!(err.contains("/etc/thanos/c.pem"), "{err}");
     }
 

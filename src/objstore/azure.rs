@@ -34,8 +34,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 
 use super::azure_token::{Source, TokenCredential};
+use super::retry::{Attempt, Backoff, Policy, Stop};
 use super::s3::RangeReader;
-use super::{AzureConfig, Bucket, Cancel, Error, ErrorKind};
+use super::{AzureConfig, Bucket, Cancel, ConfigError, Error, ErrorKind};
 
 /// The Blob service API version every request asks for.
 const API_VERSION: &str = "2021-08-06";
@@ -310,42 +311,20 @@ pub struct Azure {
     endpoint: Endpoint,
     auth: Authorizer,
     container: String,
-    attempts: u32,
+    /// Attempts for a blob's GET, which `reader_config` may raise.
     get_attempts: u32,
-    retry_delay: Duration,
-    max_retry_delay: Duration,
+    /// Everything else's attempts and the SDK's backoff.
+    policy: Policy,
 }
 
 impl Azure {
-    pub fn new(cfg: &AzureConfig) -> Result<Azure, String> {
-        let err = |msg: String| format!("objstore config for type AZURE: {msg}");
+    pub fn new(cfg: &AzureConfig) -> Result<Azure, ConfigError> {
+        let err = |msg: String| ConfigError::invalid("AZURE", msg);
         if cfg.azure_storage_account_type == "datalake" {
             return Err(err("azure_storage_account_type: datalake (Data Lake Storage Gen2) is not supported yet; blob is".into()));
         }
-        let tls = &cfg.http_config.tls_config;
-        for (set, key) in [
-            (
-                cfg.http_config.insecure_skip_verify,
-                "http_config.insecure_skip_verify",
-            ),
-            (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
-            (
-                !tls.cert_file.is_empty(),
-                "http_config.tls_config.cert_file",
-            ),
-            (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
-            (
-                !tls.server_name.is_empty(),
-                "http_config.tls_config.server_name",
-            ),
-            (
-                tls.insecure_skip_verify,
-                "http_config.tls_config.insecure_skip_verify",
-            ),
-        ] {
-            if set {
-                return Err(err(format!("{key} is not supported yet")));
-            }
+        if let Some(key) = cfg.http_config.tls_keys_set().next() {
+            return Err(err(format!("{key} is not supported yet")));
         }
         if !cfg.msi_resource.is_empty() {
             // As Thanos warns: the resource is implied by the token's scope.
@@ -384,13 +363,19 @@ impl Azure {
             endpoint,
             auth,
             container: cfg.container.clone(),
-            attempts,
             get_attempts: attempts.max(retries(cfg.reader_retries()).saturating_add(1)),
-            retry_delay: pick(cfg.pipeline_config.retry_delay, DEFAULT_RETRY_DELAY),
-            max_retry_delay: pick(cfg.pipeline_config.max_retry_delay, DEFAULT_MAX_RETRY_DELAY),
+            policy: Policy {
+                backend: "Azure",
+                attempts,
+                backoff: Backoff::Exponential {
+                    first: pick(cfg.pipeline_config.retry_delay, DEFAULT_RETRY_DELAY),
+                    doublings: 16,
+                },
+                max_delay: pick(cfg.pipeline_config.max_retry_delay, DEFAULT_MAX_RETRY_DELAY),
+            },
         };
         if cfg.storage_create_container {
-            azure.create_container().map_err(|e| e.to_string())?;
+            azure.create_container()?;
         }
         Ok(azure)
     }
@@ -417,7 +402,7 @@ impl Azure {
             headers: vec![],
             content_length: 0,
         };
-        match self.call(&what, get, None, self.attempts, &Cancel::new())? {
+        match self.call(&what, get, None, self.policy.attempts, &Cancel::new())? {
             Outcome::Ok(_) => return Ok(()),
             Outcome::Status(404, _) => {}
             Outcome::Status(status, code) => {
@@ -437,7 +422,7 @@ impl Azure {
             &what,
             put,
             Some(Body::Bytes(&[])),
-            self.attempts,
+            self.policy.attempts,
             &Cancel::new(),
         )? {
             // 409: someone else created it meanwhile.
@@ -451,8 +436,9 @@ impl Azure {
         }
     }
 
-    /// Signs and sends one request; retries transport errors, 429 and 5xx
-    /// with exponential backoff. Other statuses are the caller's to judge.
+    /// Signs and sends one request; retries transport and credential
+    /// errors, 429 and 5xx, after the server's `Retry-After` when it gives
+    /// one. Other statuses are the caller's to judge.
     fn call<'a>(
         &self,
         what: &str,
@@ -461,42 +447,41 @@ impl Azure {
         attempts: u32,
         cancel: &Cancel,
     ) -> Result<Outcome, Error> {
-        let mut attempt = 1;
-        loop {
-            cancel.check()?;
-            // A throttling answer may say how long to wait (seconds).
-            let mut retry_after = None;
-            let failure = match self.send(&req(), body) {
-                Ok(resp) => return Ok(Outcome::Ok(Box::new(resp))),
-                Err(SendError::Auth(e)) => e.message,
-                Err(SendError::Http(e)) => match *e {
-                    ureq::Error::Status(status, resp) => {
-                        let code = resp.header("x-ms-error-code").unwrap_or("").to_string();
-                        if status != 429 && status < 500 {
-                            return Ok(Outcome::Status(status, code));
-                        }
-                        retry_after = resp
-                            .header("Retry-After")
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        format!("HTTP {status} {code}")
+        let policy = Policy {
+            attempts,
+            ..self.policy.clone()
+        };
+        let once = || match self.send(&req(), body) {
+            Ok(resp) => Ok(Outcome::Ok(Box::new(resp))),
+            Err(SendError::Auth(e)) => Err(Attempt::Retry(e.message)),
+            Err(SendError::Http(e)) => match *e {
+                ureq::Error::Status(status, resp) => {
+                    let code = resp.header("x-ms-error-code").unwrap_or("").to_string();
+                    if status != 429 && status < 500 {
+                        return Ok(Outcome::Status(status, code));
                     }
-                    // The URL carries no secret (no SAS); the message names the cause.
-                    ureq::Error::Transport(t) => t.to_string(),
-                },
-            };
-            if attempt >= attempts {
-                return Err(Error::other(format!(
-                    "{what}: {failure} (after {attempt} attempts)"
-                )));
-            }
-            let delay = retry_after
-                .unwrap_or_else(|| self.retry_delay.saturating_mul(1 << (attempt - 1).min(16)))
-                .min(self.max_retry_delay);
-            log::debug!(object = what, attempt = attempt, err = failure.as_str(); "Azure request failed; retrying");
-            cancel.sleep(delay)?;
-            attempt += 1;
-        }
+                    let failure = format!("HTTP {status} {code}");
+                    // A throttling answer may say how long to wait (seconds).
+                    match resp
+                        .header("Retry-After")
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                    {
+                        Some(secs) => Err(Attempt::RetryAfter(failure, Duration::from_secs(secs))),
+                        None => Err(Attempt::Retry(failure)),
+                    }
+                }
+                // The URL carries no secret (no SAS); the message names the cause.
+                ureq::Error::Transport(t) => Err(Attempt::Retry(t.to_string())),
+            },
+        };
+        policy.run(what, cancel, once).map_err(|stop| match stop {
+            Stop::Cancelled(e) => e,
+            Stop::Failed(failure) => Error::other(format!("{what}: {failure}")),
+            Stop::Exhausted {
+                last: failure,
+                attempts,
+            } => Error::other(format!("{what}: {failure} (after {attempts} attempts)")),
+        })
     }
 
     /// The `Authorization` header's value for a request.
@@ -566,7 +551,7 @@ impl Azure {
         body: Body,
         cancel: &Cancel,
     ) -> Result<(), Error> {
-        match self.call(what, req, Some(body), self.attempts, cancel)? {
+        match self.call(what, req, Some(body), self.policy.attempts, cancel)? {
             Outcome::Ok(_) => Ok(()),
             Outcome::Status(status, code) => {
                 Err(Error::other(format!("{what}: HTTP {status} {code}")))
@@ -698,7 +683,7 @@ impl Azure {
             content_length: 0,
         };
         let what = format!("Get Blob Properties of {key}");
-        match self.call(&what, req, None, self.attempts, &Cancel::new())? {
+        match self.call(&what, req, None, self.policy.attempts, &Cancel::new())? {
             Outcome::Ok(resp) => {
                 let len = resp
                     .header("Content-Length")
@@ -850,7 +835,7 @@ impl Bucket for Azure {
                     content_length: 0,
                 }
             };
-            let resp = match self.call(&what, req, None, self.attempts, &Cancel::new())? {
+            let resp = match self.call(&what, req, None, self.policy.attempts, &Cancel::new())? {
                 Outcome::Ok(resp) => resp,
                 Outcome::Status(status, code) => {
                     return Err(Error::other(format!("{what}: HTTP {status} {code}")))
@@ -882,7 +867,7 @@ impl Bucket for Azure {
             content_length: 0,
         };
         let what = format!("Delete Blob of {key}");
-        match self.call(&what, req, None, self.attempts, &Cancel::new())? {
+        match self.call(&what, req, None, self.policy.attempts, &Cancel::new())? {
             Outcome::Ok(_) | Outcome::Status(404, _) => Ok(()),
             Outcome::Status(status, code) => {
                 Err(Error::other(format!("{what}: HTTP {status} {code}")))
@@ -894,18 +879,8 @@ impl Bucket for Azure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objstore::azure_token::tests::cfg;
     use std::sync::{Arc, Mutex};
-
-    fn cfg(yaml: &str) -> AzureConfig {
-        match crate::objstore::Config::parse(yaml)
-            .unwrap()
-            .unwrap()
-            .backend
-        {
-            crate::objstore::Backend::Azure(az) => *az,
-            _ => panic!("not AZURE"),
-        }
-    }
 
     /// Azure's documented layout of the string-to-sign; the signatures were
     /// computed independently with Python's `hmac`/`hashlib`/`base64`.
@@ -1051,7 +1026,7 @@ mod tests {
             let c = cfg(&format!(
                 "type: AZURE\nconfig: {{storage_account: acc, container: c, {extra}}}\n"
             ));
-            let err = Azure::new(&c).err().unwrap();
+            let err = Azure::new(&c).err().unwrap().to_string();
             assert!(err.contains(needle), "{extra}: {err}");
             assert!(err.starts_with("objstore config for type AZURE: "), "{err}");
         }
@@ -1084,23 +1059,27 @@ mod tests {
         assert_eq!(az.authorization(&req, &[]).unwrap(), "Bearer tok");
     }
 
+    fn first_delay(az: &Azure) -> Duration {
+        az.policy.delay(1, None)
+    }
+
     #[test]
     fn retries_from_max_retries_and_pipeline_config() {
         let base = "type: AZURE\nconfig: {storage_account: acc, storage_account_key: a2V5, container: c, storage_create_container: false";
         let az = Azure::new(&cfg(&format!("{base}}}\n"))).ok().unwrap();
-        assert_eq!(az.attempts, DEFAULT_RETRIES + 1);
-        assert_eq!(az.retry_delay, DEFAULT_RETRY_DELAY);
+        assert_eq!(az.policy.attempts, DEFAULT_RETRIES + 1);
+        assert_eq!(first_delay(&az), DEFAULT_RETRY_DELAY);
         let az = Azure::new(&cfg(&format!("{base}, max_retries: 5}}\n")))
             .ok()
             .unwrap();
-        assert_eq!((az.attempts, az.get_attempts), (6, 6));
+        assert_eq!((az.policy.attempts, az.get_attempts), (6, 6));
         let az = Azure::new(&cfg(&format!(
             "{base}, max_retries: 5, pipeline_config: {{max_tries: 1, retry_delay: 2s}}, reader_config: {{max_retry_requests: 9}}}}\n"
         )))
         .ok()
         .unwrap();
-        assert_eq!((az.attempts, az.get_attempts), (2, 10));
-        assert_eq!(az.retry_delay, Duration::from_secs(2));
+        assert_eq!((az.policy.attempts, az.get_attempts), (2, 10));
+        assert_eq!(first_delay(&az), Duration::from_secs(2));
     }
 
     #[test]

@@ -244,7 +244,8 @@ pub(crate) mod tests {
     use std::collections::HashMap;
     use std::sync::Arc;
 
-    fn cfg(yaml: &str) -> AzureConfig {
+    /// The AZURE section of an objstore YAML (the Azure client's tests use it too).
+    pub(crate) fn cfg(yaml: &str) -> AzureConfig {
         match crate::objstore::Config::parse(yaml)
             .unwrap()
             .unwrap()

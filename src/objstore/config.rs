@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::ConfigError;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub backend: Backend,
@@ -124,8 +126,8 @@ impl std::fmt::Debug for GcsConfig {
 }
 
 impl GcsConfig {
-    fn validate(&self) -> Result<(), String> {
-        let err = |msg: &str| Err(format!("objstore config for type GCS: {msg}"));
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |msg: &str| Err(ConfigError::invalid("GCS", msg));
         if self.bucket.is_empty() {
             return err(
                 "missing Google Cloud Storage bucket name for stored blocks (config.bucket)",
@@ -171,6 +173,36 @@ impl Default for S3HttpConfig {
             disable_compression: false,
             tls_config: S3TlsConfig::default(),
         }
+    }
+}
+
+impl S3HttpConfig {
+    /// The TLS keys that are set, by their path under `config`: the S3 and
+    /// Azure clients here cannot honour them yet, and refuse them by name.
+    pub fn tls_keys_set(&self) -> impl Iterator<Item = &'static str> {
+        let tls = &self.tls_config;
+        [
+            (
+                self.insecure_skip_verify,
+                "http_config.insecure_skip_verify",
+            ),
+            (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
+            (
+                !tls.cert_file.is_empty(),
+                "http_config.tls_config.cert_file",
+            ),
+            (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
+            (
+                !tls.server_name.is_empty(),
+                "http_config.tls_config.server_name",
+            ),
+            (
+                tls.insecure_skip_verify,
+                "http_config.tls_config.insecure_skip_verify",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(set, key)| set.then_some(key))
     }
 }
 
@@ -294,7 +326,7 @@ pub struct AzurePipelineConfig {
 
 impl AzureConfig {
     /// Thanos' checks, all reported at once as Thanos does, each naming its key.
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         let mut errs: Vec<&str> = Vec::new();
         if !self.user_assigned_id.is_empty() && !self.storage_account_key.is_empty() {
             errs.push(
@@ -337,10 +369,7 @@ impl AzureConfig {
         if errs.is_empty() {
             Ok(())
         } else {
-            Err(format!(
-                "objstore config for type AZURE: {}",
-                errs.join(", ")
-            ))
+            Err(ConfigError::invalid("AZURE", errs.join(", ")))
         }
     }
 
@@ -394,9 +423,8 @@ const OTHER_THANOS_TYPES: [&str; 6] = ["SWIFT", "COS", "ALIYUNOSS", "BOS", "OCI"
 
 impl Config {
     /// Parses the (already env-substituted) YAML; `Ok(None)` when it is empty (uploads off).
-    pub fn parse(yaml: &str) -> Result<Option<Config>, String> {
-        let Some(raw) = Raw::<serde::de::IgnoredAny>::parse(yaml)
-            .map_err(|e| format!("invalid objstore config: {e}"))?
+    pub fn parse(yaml: &str) -> Result<Option<Config>, ConfigError> {
+        let Some(raw) = Raw::<serde::de::IgnoredAny>::parse(yaml).map_err(ConfigError::Syntax)?
         else {
             return Ok(None);
         };
@@ -405,7 +433,7 @@ impl Config {
             "FILESYSTEM" => {
                 let fs = typed::<FilesystemConfig>(yaml, "FILESYSTEM")?;
                 if fs.directory.as_os_str().is_empty() {
-                    return Err("objstore config: missing directory for filesystem bucket (config.directory)".into());
+                    return Err(ConfigError::MissingDirectory);
                 }
                 Backend::Filesystem(fs)
             }
@@ -425,16 +453,9 @@ impl Config {
                 Backend::Azure(Box::new(az))
             }
             other if OTHER_THANOS_TYPES.contains(&other) => {
-                return Err(format!(
-                    "objstore config: bucket type {other} is not supported by this sidecar (supported: S3, GCS, AZURE, FILESYSTEM)"
-                ))
+                return Err(ConfigError::NotImplemented(other.to_string()))
             }
-            _ => {
-                return Err(format!(
-                    "objstore config: bucket with type {} is not supported",
-                    raw.kind
-                ))
-            }
+            _ => return Err(ConfigError::UnknownType(raw.kind)),
         };
         Ok(Some(Config { backend, prefix }))
     }
@@ -457,15 +478,17 @@ impl Config {
 }
 
 /// The `config` block decoded as the type's config; absent or null is all defaults.
-fn typed<C: serde::de::DeserializeOwned + Default>(yaml: &str, kind: &str) -> Result<C, String> {
-    let raw = Raw::<C>::parse(yaml)
-        .map_err(|e| format!("invalid objstore config for type {kind}: {e}"))?;
+fn typed<C: serde::de::DeserializeOwned + Default>(
+    yaml: &str,
+    kind: &'static str,
+) -> Result<C, ConfigError> {
+    let raw = Raw::<C>::parse(yaml).map_err(|message| ConfigError::Keys { kind, message })?;
     Ok(raw.and_then(|r| r.config).unwrap_or_default())
 }
 
 impl S3Config {
-    fn validate(&self) -> Result<(), String> {
-        let err = |msg: &str| Err(format!("objstore config for type S3: {msg}"));
+    fn validate(&self) -> Result<(), ConfigError> {
+        let err = |msg: &str| Err(ConfigError::invalid("S3", msg));
         if self.endpoint.is_empty() {
             return err("no s3 endpoint in config file (config.endpoint)");
         }
@@ -528,7 +551,25 @@ mod tests {
         );
         assert_eq!(c.bucket_name(), "fs: /tmp/b");
         let err = Config::parse("type: FILESYSTEM\nconfig: {}\n").unwrap_err();
-        assert!(err.contains("config.directory"), "{err}");
+        assert!(matches!(err, ConfigError::MissingDirectory), "{err:?}");
+        assert!(err.to_string().contains("config.directory"), "{err}");
+    }
+
+    #[test]
+    fn errors_say_which_part_was_refused() {
+        let kind = |yaml: &str| match Config::parse(yaml).unwrap_err() {
+            ConfigError::Syntax(_) => "syntax".to_string(),
+            ConfigError::Keys { kind, .. } => format!("keys {kind}"),
+            ConfigError::Invalid { kind, .. } => format!("invalid {kind}"),
+            ConfigError::NotImplemented(t) => format!("not implemented {t}"),
+            ConfigError::UnknownType(t) => format!("unknown {t}"),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(kind("type: [\n"), "syntax");
+        assert_eq!(kind("type: S3\nconfig: {bucket: [1]}\n"), "keys S3");
+        assert_eq!(kind("type: gcs\nconfig: {}\n"), "invalid GCS");
+        assert_eq!(kind("type: swift\n"), "not implemented SWIFT");
+        assert_eq!(kind("type: tape\n"), "unknown tape");
     }
 
     #[test]
@@ -582,7 +623,7 @@ mod tests {
             ("type: FTP\n", "FTP"),
         ];
         for (yaml, needle) in cases {
-            let err = Config::parse(yaml).unwrap_err();
+            let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains(needle), "{yaml:?}: {err}");
         }
     }
@@ -615,7 +656,7 @@ mod tests {
             ("type: [S3]\n", "type: invalid type: sequence, expected a string at line 1 column 7"),
         ];
         for (yaml, needle) in cases {
-            let err = Config::parse(yaml).unwrap_err();
+            let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains(needle), "{yaml:?}: {err}");
         }
     }
@@ -683,7 +724,7 @@ mod tests {
             ),
         ];
         for (yaml, needle) in cases {
-            let err = Config::parse(yaml).unwrap_err();
+            let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains(needle), "{yaml:?}: {err}");
         }
     }
@@ -696,7 +737,7 @@ mod tests {
             "- ".repeat(100_000)
         );
         for yaml in [flow, block] {
-            let err = Config::parse(&yaml).unwrap_err();
+            let err = Config::parse(&yaml).unwrap_err().to_string();
             assert!(
                 err.contains("YAML nested deeper than 128 levels at line"),
                 "{err}"
@@ -714,7 +755,7 @@ mod tests {
         assert!(c.is_some());
         // No config block, or a null one, is all defaults.
         for yaml in ["type: S3\n", "type: S3\nconfig:\n", "type: S3\nconfig: ~\n"] {
-            let err = Config::parse(yaml).unwrap_err();
+            let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains("no s3 endpoint"), "{yaml:?}: {err}");
         }
     }
@@ -751,11 +792,13 @@ mod tests {
             ("type: AZURE\nconfig: {storage_account: a, container: c, pipeline_config: {try_timeout: 5}}\n", "config.pipeline_config: not a valid duration string: \"5\""),
         ];
         for (yaml, needle) in cases {
-            let err = Config::parse(yaml).unwrap_err();
+            let err = Config::parse(yaml).unwrap_err().to_string();
             assert!(err.contains(needle), "{yaml:?}: {err}");
         }
         // Several problems are reported together, as Thanos does.
-        let err = Config::parse("type: azure\nconfig: {}\n").unwrap_err();
+        let err = Config::parse("type: azure\nconfig: {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("storage_account is required") && err.contains("no container"),
             "{err}"

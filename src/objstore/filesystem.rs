@@ -8,7 +8,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::{Bucket, Cancel, CancelReader, Error};
+use super::{Bucket, Cancel, CancelReader, ConfigError, Error};
 
 pub struct Filesystem {
     root: PathBuf,
@@ -16,9 +16,11 @@ pub struct Filesystem {
 }
 
 impl Filesystem {
-    pub fn new(directory: &Path, name: String) -> Result<Filesystem, String> {
-        let root = std::path::absolute(directory)
-            .map_err(|e| format!("objstore config: directory {}: {e}", directory.display()))?;
+    pub fn new(directory: &Path, name: String) -> Result<Filesystem, ConfigError> {
+        let root = std::path::absolute(directory).map_err(|source| ConfigError::Directory {
+            path: directory.to_path_buf(),
+            source,
+        })?;
         Ok(Filesystem { root, name })
     }
 

@@ -24,8 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use super::retry::{Attempt, Backoff, Policy};
 use super::s3::RangeReader;
-use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, GcsConfig};
+use super::{Bucket, Cancel, CancelReader, ConfigError, Error, ErrorKind, GcsConfig};
 
 /// The Go client's `googleapi.DefaultUploadChunkSize`.
 pub const DEFAULT_CHUNK_SIZE: u64 = 16 * 1024 * 1024;
@@ -259,21 +260,6 @@ impl Auth {
     }
 }
 
-/// One attempt's failure: worth another try (network, 408, 429, 5xx) or not.
-#[derive(Debug)]
-enum Attempt {
-    Retry(Error),
-    Fail(Error),
-}
-
-impl Attempt {
-    fn into_error(self) -> Error {
-        match self {
-            Attempt::Retry(e) | Attempt::Fail(e) => e,
-        }
-    }
-}
-
 /// A JSON answer (metadata, a list page, a token; all small: ureq caps
 /// `into_string` at 10 MB).
 fn json<T: serde::de::DeserializeOwned>(resp: ureq::Response) -> Result<T, String> {
@@ -324,12 +310,11 @@ pub(crate) fn metadata_token_url(host: Option<&str>) -> String {
 }
 
 /// The credentials of Go's default chain, minus the gcloud user file.
-fn find_credentials(cfg: &GcsConfig) -> Result<Source, String> {
+fn find_credentials(cfg: &GcsConfig) -> Result<Source, ConfigError> {
     if !cfg.service_account.is_empty() {
-        let sa = ServiceAccount::from_json(
-            cfg.service_account.as_bytes(),
-            "objstore config for type GCS: config.service_account",
-        )?;
+        let sa =
+            ServiceAccount::from_json(cfg.service_account.as_bytes(), "config.service_account")
+                .map_err(|e| ConfigError::invalid("GCS", e))?;
         return Ok(Source::ServiceAccount(Box::new(sa)));
     }
     if let Some(path) = std::env::var_os("GOOGLE_APPLICATION_CREDENTIALS").filter(|p| !p.is_empty())
@@ -338,8 +323,9 @@ fn find_credentials(cfg: &GcsConfig) -> Result<Source, String> {
             "GOOGLE_APPLICATION_CREDENTIALS file {}",
             Path::new(&path).display()
         );
-        let json = std::fs::read(&path).map_err(|e| format!("{origin}: {e}"))?;
-        let sa = ServiceAccount::from_json(&json, &origin)?;
+        let json =
+            std::fs::read(&path).map_err(|e| ConfigError::Client(format!("{origin}: {e}")))?;
+        let sa = ServiceAccount::from_json(&json, &origin).map_err(ConfigError::Client)?;
         return Ok(Source::ServiceAccount(Box::new(sa)));
     }
     let host = std::env::var("GCE_METADATA_HOST").ok();
@@ -356,7 +342,7 @@ pub struct Gcs {
     upload: String,
     auth: Option<Auth>,
     chunk_size: u64,
-    attempts: u32,
+    policy: Policy,
     name: String,
 }
 
@@ -390,7 +376,7 @@ pub(crate) fn chunk_size(configured: i64) -> u64 {
 }
 
 impl Gcs {
-    pub fn new(cfg: &GcsConfig) -> Result<Gcs, String> {
+    pub fn new(cfg: &GcsConfig) -> Result<Gcs, ConfigError> {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let emulator = std::env::var("STORAGE_EMULATOR_HOST")
             .ok()
@@ -434,10 +420,7 @@ impl Gcs {
             upload: format!("{base}/upload/storage/v1/b/{bucket}/o"),
             auth,
             chunk_size: chunk_size(cfg.chunk_size_bytes),
-            attempts: match u32::try_from(cfg.max_retries) {
-                Ok(n) if n > 0 => n,
-                _ => DEFAULT_ATTEMPTS,
-            },
+            policy: retry_policy(cfg.max_retries),
             name: cfg.bucket.clone(),
         })
     }
@@ -450,26 +433,15 @@ impl Gcs {
         format!("{}/o/{}", self.api, encode(key))
     }
 
-    /// Runs `f` up to `attempts` times while it fails in a retryable way,
-    /// with exponential backoff; a cancel stops the waiting.
+    /// Runs `f` while it fails in a retryable way (network, 401 with a
+    /// token, 408, 429, 5xx), as the policy allows.
     fn retry<T>(
         &self,
+        what: &str,
         cancel: &Cancel,
-        mut f: impl FnMut() -> Result<T, Attempt>,
+        f: impl FnMut() -> Result<T, Attempt>,
     ) -> Result<T, Error> {
-        let mut attempt = 1;
-        loop {
-            cancel.check()?;
-            match f() {
-                Ok(v) => return Ok(v),
-                Err(Attempt::Retry(e)) if attempt < self.attempts => {
-                    log::debug!(err:% = e, attempt = attempt; "GCS request failed; retrying");
-                    cancel.sleep(backoff(attempt))?;
-                    attempt += 1;
-                }
-                Err(a) => return Err(a.into_error()),
-            }
-        }
+        Ok(self.policy.run(what, cancel, f)?)
     }
 
     /// Sends one request with the bearer token; maps failures to [`Attempt`].
@@ -483,10 +455,9 @@ impl Gcs {
     ) -> Result<ureq::Response, Attempt> {
         let mut req = req;
         if let Some(auth) = &self.auth {
-            let token = auth.token(&self.agent).map_err(|a| match a {
-                Attempt::Retry(e) => Attempt::Retry(e.context(what)),
-                Attempt::Fail(e) => Attempt::Fail(e.context(what)),
-            })?;
+            let token = auth
+                .token(&self.agent)
+                .map_err(|a| a.map(|e| e.context(what)))?;
             req = req.set("Authorization", &format!("Bearer {token}"));
         }
         let result = match body {
@@ -530,7 +501,7 @@ impl Gcs {
     /// The object's metadata JSON; `None` when absent.
     fn metadata(&self, key: &str) -> Result<Option<serde_json::Value>, Error> {
         let what = format!("GCS get metadata of {key}");
-        let result = self.retry(&Cancel::new(), || {
+        let result = self.retry(&what, &Cancel::new(), || {
             let resp = self.send(
                 self.agent.get(&self.object_url(key)),
                 None,
@@ -556,7 +527,7 @@ impl Gcs {
         cancel: &Cancel,
     ) -> Result<(), Error> {
         let what = format!("GCS upload of {key}");
-        self.retry(cancel, || {
+        self.retry(&what, cancel, || {
             let req = self
                 .agent
                 .post(&self.upload)
@@ -572,7 +543,7 @@ impl Gcs {
     /// A resumable upload: a session, then `chunk_size` requests from the file.
     fn resumable(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
         let what = format!("GCS resumable upload of {key}");
-        let session = self.retry(cancel, || {
+        let session = self.retry(&what, cancel, || {
             let req = self
                 .agent
                 .post(&self.upload)
@@ -615,15 +586,15 @@ impl Gcs {
                         "{chunk_what}: the server kept only {n} bytes"
                     )))
                 }
-                Err(Attempt::Retry(e)) if failures + 1 < self.attempts => {
+                Err(Attempt::Retry(e)) if failures + 1 < self.policy.attempts => {
                     failures += 1;
                     log::debug!(err:% = e, attempt = failures; "GCS chunk failed; asking the session where to resume");
-                    cancel.sleep(backoff(failures))?;
+                    cancel.sleep(self.policy.delay(failures, None))?;
                     match self.session_status(&session, size, &what, cancel) {
                         Ok(Progress::Done) => return Ok(()),
                         Ok(Progress::Persisted(n)) => offset = n,
                         // The next chunk attempt will tell again.
-                        Err(Attempt::Retry(_)) => {}
+                        Err(Attempt::Retry(_) | Attempt::RetryAfter(..)) => {}
                         Err(Attempt::Fail(e)) => return Err(e),
                     }
                 }
@@ -677,9 +648,21 @@ fn persisted(range: Option<&str>) -> u64 {
         .map_or(0, |n| n + 1)
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis(250u64.saturating_mul(1 << attempt.min(5).saturating_sub(1)))
-        .min(Duration::from_secs(5))
+/// Tries per request from `max_retries` ([`DEFAULT_ATTEMPTS`] unless set),
+/// with backoff 250 ms doubling up to 4 s.
+fn retry_policy(max_retries: i64) -> Policy {
+    Policy {
+        backend: "GCS",
+        attempts: match u32::try_from(max_retries) {
+            Ok(n) if n > 0 => n,
+            _ => DEFAULT_ATTEMPTS,
+        },
+        backoff: Backoff::Exponential {
+            first: Duration::from_millis(250),
+            doublings: 4,
+        },
+        max_delay: Duration::from_secs(5),
+    }
 }
 
 impl Bucket for Gcs {
@@ -730,7 +713,7 @@ impl Bucket for Gcs {
         self.trace("get", key);
         let what = format!("GCS get {key}");
         let cancel = Cancel::new();
-        self.retry(&cancel, || {
+        self.retry(&what, &cancel, || {
             let req = self.agent.get(&self.object_url(key)).query("alt", "media");
             let resp = self.send(req, None, &what, &cancel)?;
             let mut out = Vec::new();
@@ -760,7 +743,7 @@ impl Bucket for Gcs {
         let mut out = Vec::new();
         let mut page_token: Option<String> = None;
         loop {
-            let page: serde_json::Value = self.retry(&cancel, || {
+            let page: serde_json::Value = self.retry(&what, &cancel, || {
                 let mut req = self
                     .agent
                     .get(&format!("{}/o", self.api))
@@ -799,7 +782,7 @@ impl Bucket for Gcs {
         self.trace("delete", key);
         let what = format!("GCS delete {key}");
         let cancel = Cancel::new();
-        match self.retry(&cancel, || {
+        match self.retry(&what, &cancel, || {
             self.send(
                 self.agent.delete(&self.object_url(key)),
                 None,
@@ -1116,6 +1099,7 @@ mod tests {
         assert_eq!(persisted(Some("bytes=0-262143")), 262144);
         assert_eq!(persisted(None), 0);
         assert_eq!(persisted(Some("garbage")), 0);
+        let backoff = |n| retry_policy(0).delay(n, None);
         assert_eq!(backoff(1), Duration::from_millis(250));
         assert_eq!(backoff(2), Duration::from_millis(500));
         assert_eq!(backoff(30), Duration::from_secs(4));
@@ -1142,13 +1126,14 @@ mod tests {
             Gcs::new(&cfg)
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("config.service_account")
                 || std::env::var_os("STORAGE_EMULATOR_HOST").is_some()
         );
         cfg.service_account.clear();
         cfg.max_retries = 5;
         if let Ok(g) = Gcs::new(&cfg) {
-            assert_eq!(g.attempts, 5);
+            assert_eq!(g.policy.attempts, 5);
         }
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod filesystem;
 mod gcs;
 mod metrics;
 mod prefixed;
+mod retry;
 mod s3;
 
 use std::fmt;
@@ -95,6 +96,53 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Why an objstore configuration was refused: while parsing it (flags) or
+/// while opening the bucket it describes (start-up). The text is what the
+/// operator sees after the flag's name; each variant builds it once.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not YAML, or a wrong top level (unknown key, nesting too deep).
+    #[error("invalid objstore config: {0}")]
+    Syntax(String),
+    /// The `config` block does not decode as the type's keys.
+    #[error("invalid objstore config for type {kind}: {message}")]
+    Keys { kind: &'static str, message: String },
+    /// The type's keys decode but are refused: missing, conflicting, or
+    /// not supported by this sidecar's client.
+    #[error("objstore config for type {kind}: {message}")]
+    Invalid { kind: &'static str, message: String },
+    #[error("objstore config: missing directory for filesystem bucket (config.directory)")]
+    MissingDirectory,
+    #[error("objstore config: directory {}: {source}", path.display())]
+    Directory {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    /// A type Thanos knows that this sidecar does not implement.
+    #[error("objstore config: bucket type {0} is not supported by this sidecar (supported: S3, GCS, AZURE, FILESYSTEM)")]
+    NotImplemented(String),
+    #[error("objstore config: bucket with type {0} is not supported")]
+    UnknownType(String),
+    /// Building the client failed outside the YAML's keys (credentials from
+    /// the environment or a file); the text names its source.
+    #[error("{0}")]
+    Client(String),
+    /// The bucket refused a start-up call (Azure's container creation).
+    #[error(transparent)]
+    Bucket(#[from] Error),
+    #[error("registering bucket metrics: {0}")]
+    Metrics(#[source] prom::Error),
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(kind: &'static str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            kind,
+            message: message.into(),
+        }
+    }
+}
 
 /// A flag that stops in-flight work at its next check: set by the shipper's
 /// handle on shutdown, and by a failing worker to stop its siblings.
@@ -215,7 +263,7 @@ pub trait Bucket: Send + Sync {
 }
 
 /// Opens the configured bucket with its prefix and metrics registered in `registry`.
-pub fn open(config: &Config, registry: &prom::Registry) -> Result<Arc<dyn Bucket>, String> {
+pub fn open(config: &Config, registry: &prom::Registry) -> Result<Arc<dyn Bucket>, ConfigError> {
     let name = config.bucket_name();
     let backend: Box<dyn Bucket> = match &config.backend {
         Backend::Filesystem(fs) => Box::new(filesystem::Filesystem::new(&fs.directory, name)?),
@@ -228,8 +276,8 @@ pub fn open(config: &Config, registry: &prom::Registry) -> Result<Arc<dyn Bucket
     } else {
         Box::new(prefixed::Prefixed::new(backend, &config.prefix))
     };
-    let instrumented = metrics::Instrumented::new(prefixed, registry)
-        .map_err(|e| format!("registering bucket metrics: {e}"))?;
+    let instrumented =
+        metrics::Instrumented::new(prefixed, registry).map_err(ConfigError::Metrics)?;
     Ok(Arc::new(instrumented))
 }
 

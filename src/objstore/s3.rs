@@ -27,7 +27,8 @@ use s3::creds::Credentials;
 use s3::serde_types::Part;
 use s3::Region;
 
-use super::{Bucket, Cancel, CancelReader, Error, ErrorKind, S3Config};
+use super::retry::{Attempt, Backoff, Policy};
+use super::{Bucket, Cancel, CancelReader, ConfigError, Error, ErrorKind, S3Config};
 
 /// S3 allows at most this many parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;
@@ -48,39 +49,18 @@ pub struct S3 {
     disable_multipart: bool,
     send_content_md5: bool,
     trace: bool,
-    attempts: u32,
+    policy: Policy,
     name: String,
 }
 
 /// Keys that rust-s3's sync client cannot honour: refusing them at start-up
 /// beats silently talking to S3 differently from what the operator asked.
 fn unsupported(cfg: &S3Config) -> Option<&'static str> {
-    let tls = &cfg.http_config.tls_config;
-    [
-        (cfg.signature_version2, "signature_version2"),
-        (
-            cfg.http_config.insecure_skip_verify,
-            "http_config.insecure_skip_verify",
-        ),
-        (!tls.ca_file.is_empty(), "http_config.tls_config.ca_file"),
-        (
-            !tls.cert_file.is_empty(),
-            "http_config.tls_config.cert_file",
-        ),
-        (!tls.key_file.is_empty(), "http_config.tls_config.key_file"),
-        (
-            !tls.server_name.is_empty(),
-            "http_config.tls_config.server_name",
-        ),
-        (
-            tls.insecure_skip_verify,
-            "http_config.tls_config.insecure_skip_verify",
-        ),
-        (cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"),
-        (!cfg.sts_endpoint.is_empty(), "sts_endpoint"),
-    ]
-    .into_iter()
-    .find_map(|(set, key)| set.then_some(key))
+    let set = |set: bool, key| set.then_some(key);
+    set(cfg.signature_version2, "signature_version2")
+        .or_else(|| cfg.http_config.tls_keys_set().next())
+        .or_else(|| set(cfg.sse_config.kind == "SSE-C", "sse_config.type: SSE-C"))
+        .or_else(|| set(!cfg.sts_endpoint.is_empty(), "sts_endpoint"))
 }
 
 /// `auto` picks virtual-hosted style only where Thanos' S3 client does: AWS
@@ -119,7 +99,7 @@ fn signing_region(cfg: &S3Config) -> String {
         .unwrap_or_else(|| "us-east-1".into())
 }
 
-fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
+fn credentials(cfg: &S3Config) -> Result<Credentials, ConfigError> {
     let token = (!cfg.session_token.is_empty()).then_some(cfg.session_token.as_str());
     let mut creds = if !cfg.access_key.is_empty() {
         Credentials::new(
@@ -129,7 +109,7 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
             token,
             None,
         )
-        .map_err(|e| format!("objstore config for type S3: credentials: {e}"))?
+        .map_err(|e| ConfigError::invalid("S3", format!("credentials: {e}")))?
     } else {
         // Without keys (and with aws_sdk_auth, the SDK's default chain):
         // AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY(/AWS_SESSION_TOKEN), then
@@ -139,7 +119,8 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
             Ok(c) => c,
             Err(_) => {
                 log::info!("no S3 credentials found in the environment, files or instance metadata; requests will be anonymous");
-                Credentials::anonymous().map_err(|e| format!("S3 credentials: {e}"))?
+                Credentials::anonymous()
+                    .map_err(|e| ConfigError::Client(format!("S3 credentials: {e}")))?
             }
         }
     };
@@ -151,13 +132,14 @@ fn credentials(cfg: &S3Config) -> Result<Credentials, String> {
     Ok(creds)
 }
 
-fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
+fn put_headers(cfg: &S3Config) -> Result<HeaderMap, ConfigError> {
     let mut headers = HeaderMap::new();
-    let mut add = |name: String, value: &str| -> Result<(), String> {
-        let n = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
-        let v = HeaderValue::from_str(value)
-            .map_err(|e| format!("objstore config for type S3: header {name:?}: {e}"))?;
+    let mut add = |name: String, value: &str| -> Result<(), ConfigError> {
+        let bad =
+            |e: &dyn std::fmt::Display| ConfigError::invalid("S3", format!("header {name:?}: {e}"));
+        let n =
+            HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|e| bad(&e))?;
+        let v = HeaderValue::from_str(value).map_err(|e| bad(&e))?;
         headers.insert(n, v);
         Ok(())
     };
@@ -177,8 +159,10 @@ fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
                 &cfg.sse_config.kms_key_id,
             )?;
             if !cfg.sse_config.kms_encryption_context.is_empty() {
-                let json = serde_json::to_string(&cfg.sse_config.kms_encryption_context)
-                    .map_err(|e| format!("sse_config.kms_encryption_context: {e}"))?;
+                let json =
+                    serde_json::to_string(&cfg.sse_config.kms_encryption_context).map_err(|e| {
+                        ConfigError::Client(format!("sse_config.kms_encryption_context: {e}"))
+                    })?;
                 add(
                     "x-amz-server-side-encryption-context".into(),
                     &base64::engine::general_purpose::STANDARD.encode(json),
@@ -191,10 +175,11 @@ fn put_headers(cfg: &S3Config) -> Result<HeaderMap, String> {
 }
 
 impl S3 {
-    pub fn new(cfg: &S3Config) -> Result<S3, String> {
+    pub fn new(cfg: &S3Config) -> Result<S3, ConfigError> {
         if let Some(key) = unsupported(cfg) {
-            return Err(format!(
-                "objstore config for type S3: {key} is not supported by this sidecar's S3 client"
+            return Err(ConfigError::invalid(
+                "S3",
+                format!("{key} is not supported by this sidecar's S3 client"),
             ));
         }
         // rust-s3's HTTP client builds its TLS config from the process-wide
@@ -207,7 +192,7 @@ impl S3 {
         };
         let timeout = cfg.http_config.response_header_timeout;
         let base = s3::Bucket::new(&cfg.bucket, region, credentials(cfg)?)
-            .map_err(|e| format!("objstore config for type S3: {e}"))?;
+            .map_err(|e| ConfigError::invalid("S3", e.to_string()))?;
         let mut base = if path_style(cfg) {
             base.with_path_style()
         } else {
@@ -220,7 +205,7 @@ impl S3 {
         let put_headers = put_headers(cfg)?;
         let put_bucket = Box::new(
             base.with_extra_headers(put_headers.clone())
-                .map_err(|e| format!("objstore config for type S3: {e}"))?,
+                .map_err(|e| ConfigError::invalid("S3", e.to_string()))?,
         );
         let http = &cfg.http_config;
         let agent = ureq::AgentBuilder::new()
@@ -241,12 +226,17 @@ impl S3 {
             disable_multipart: cfg.disable_multipart,
             send_content_md5: cfg.send_content_md5,
             trace: cfg.trace.enable,
-            attempts: if cfg.max_retries > 0 {
-                u32::try_from(cfg.max_retries)
-                    .unwrap_or(u32::MAX)
-                    .saturating_add(1)
-            } else {
-                DEFAULT_ATTEMPTS
+            policy: Policy {
+                backend: "S3",
+                attempts: if cfg.max_retries > 0 {
+                    u32::try_from(cfg.max_retries)
+                        .unwrap_or(u32::MAX)
+                        .saturating_add(1)
+                } else {
+                    DEFAULT_ATTEMPTS
+                },
+                backoff: Backoff::Linear(Duration::from_millis(200)),
+                max_delay: Duration::MAX,
             },
             name: cfg.bucket.clone(),
         })
@@ -258,25 +248,21 @@ impl S3 {
         }
     }
 
-    /// Retries `f` on failures that are not the caller's (network, 5xx).
+    /// Retries `f` on failures that are not the caller's (network, 5xx):
+    /// any [`ErrorKind::Other`]; a missing object or a shutdown is final.
     fn retry<T>(
         &self,
+        what: &str,
         cancel: &Cancel,
         mut f: impl FnMut() -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut attempt = 1;
-        loop {
-            cancel.check()?;
-            match f() {
-                Ok(v) => return Ok(v),
-                Err(e) if e.kind == ErrorKind::Other && attempt < self.attempts => {
-                    log::debug!(err:% = e, attempt = attempt; "S3 request failed; retrying");
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt)));
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        let attempt = || {
+            f().map_err(|e| match e.kind {
+                ErrorKind::Other => Attempt::Retry(e),
+                _ => Attempt::Fail(e),
+            })
+        };
+        Ok(self.policy.run(what, cancel, attempt)?)
     }
 
     /// PUTs `len` bytes of `file` from `offset` to a presigned URL; returns the ETag.
@@ -289,7 +275,7 @@ impl S3 {
         part: Option<(u32, &str)>,
         cancel: &Cancel,
     ) -> Result<String, Error> {
-        self.retry(cancel, || {
+        self.retry(key, cancel, || {
             let md5 = if self.send_content_md5 {
                 Some(md5_of(file, offset, len, cancel)?)
             } else {
@@ -504,7 +490,7 @@ impl S3 {
 
     fn multipart(&self, key: &str, file: &File, size: u64, cancel: &Cancel) -> Result<(), Error> {
         let part_size = self.part_size.max(size.div_ceil(MAX_PARTS));
-        let init = self.retry(cancel, || {
+        let init = self.retry(key, cancel, || {
             self.put_bucket
                 .initiate_multipart_upload(key, "application/octet-stream")
                 .map_err(|e| Error::other(format!("initiate multipart upload of {key}: {e}")))
@@ -513,7 +499,7 @@ impl S3 {
         let result = (|| {
             let parts = self.upload_parts(key, file, size, part_size, &upload_id, cancel)?;
             cancel.check()?;
-            self.retry(cancel, || {
+            self.retry(key, cancel, || {
                 match self
                     .bucket
                     .complete_multipart_upload(key, &upload_id, parts.clone())
@@ -649,7 +635,7 @@ impl Bucket for S3 {
 
     fn upload_bytes(&self, key: &str, data: &[u8], cancel: &Cancel) -> Result<(), Error> {
         self.trace("upload", key);
-        self.retry(cancel, || {
+        self.retry(key, cancel, || {
             let md5 = self
                 .send_content_md5
                 .then(|| base64::engine::general_purpose::STANDARD.encode(md5::compute(data).0));
@@ -660,7 +646,7 @@ impl Bucket for S3 {
 
     fn exists(&self, key: &str) -> Result<bool, Error> {
         self.trace("exists", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let (_, status) = self
                 .bucket
                 .head_object(key)
@@ -675,7 +661,7 @@ impl Bucket for S3 {
 
     fn size(&self, key: &str) -> Result<Option<u64>, Error> {
         self.trace("attributes", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let (head, status) = self
                 .bucket
                 .head_object(key)
@@ -693,7 +679,7 @@ impl Bucket for S3 {
 
     fn get(&self, key: &str) -> Result<Vec<u8>, Error> {
         self.trace("get", key);
-        self.retry(&Cancel::new(), || {
+        self.retry(key, &Cancel::new(), || {
             let resp = self
                 .bucket
                 .get_object(key)
@@ -715,7 +701,7 @@ impl Bucket for S3 {
         } else {
             format!("{dir}/")
         };
-        self.retry(&Cancel::new(), || {
+        self.retry(&prefix, &Cancel::new(), || {
             let pages = self
                 .bucket
                 .list(prefix.clone(), Some("/".into()))
@@ -783,7 +769,8 @@ mod tests {
                 "type: S3\nconfig: {{bucket: b, endpoint: 127.0.0.1:1, {extra}}}\n"
             ));
             let err = S3::new(&c).err().unwrap();
-            assert!(err.contains(key), "{err}");
+            assert!(matches!(err, ConfigError::Invalid { kind: "S3", .. }));
+            assert!(err.to_string().contains(key), "{err}");
         }
     }
 
@@ -791,11 +778,11 @@ mod tests {
     fn max_retries_sets_attempts() {
         let base = "type: S3\nconfig: {bucket: b, endpoint: 127.0.0.1:1, insecure: true, access_key: a, secret_key: s";
         let s3 = S3::new(&cfg(&format!("{base}}}\n"))).ok().unwrap();
-        assert_eq!(s3.attempts, DEFAULT_ATTEMPTS);
+        assert_eq!(s3.policy.attempts, DEFAULT_ATTEMPTS);
         let s3 = S3::new(&cfg(&format!("{base}, max_retries: 5}}\n")))
             .ok()
             .unwrap();
-        assert_eq!(s3.attempts, 6);
+        assert_eq!(s3.policy.attempts, 6);
     }
 
     #[test]

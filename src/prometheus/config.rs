@@ -87,9 +87,40 @@ impl Default for TransportConfig {
     }
 }
 
+/// Why the HTTP client config (`--prometheus.http-client(-file)`) was
+/// refused, or the client it describes could not be built. The text is
+/// what the operator sees after the flag's name.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not YAML, or a key of the wrong type.
+    #[error("invalid Prometheus HTTP client config: {0}")]
+    Yaml(String),
+    /// Keys that exclude each other, listed as the message names them.
+    #[error("at most one of {0} must be configured")]
+    Exclusive(&'static str),
+    /// One of the client certificate and key without the other.
+    #[error("{set} {} is set without {missing}", path.display())]
+    Unpaired {
+        set: &'static str,
+        path: PathBuf,
+        missing: &'static str,
+    },
+    /// The TLS files (CA, client certificate and key) cannot be used; the
+    /// text names the key and the file.
+    #[error("{0}")]
+    TlsFiles(String),
+    #[error("tls_config.server_name {name:?}: {reason}")]
+    ServerName { name: String, reason: String },
+    /// rustls refused the settings themselves (not a file).
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+    #[error("invalid proxy_url: {0}")]
+    Proxy(String),
+}
+
 impl HttpClientConfig {
     /// Parses and validates the YAML; `warn` receives each key that was ignored.
-    pub fn parse(yaml: &str, mut warn: impl FnMut(String)) -> Result<Self, String> {
+    pub fn parse(yaml: &str, mut warn: impl FnMut(String)) -> Result<Self, ConfigError> {
         if yaml.trim().is_empty() {
             return Ok(HttpClientConfig::default());
         }
@@ -100,39 +131,40 @@ impl HttpClientConfig {
                 ))
             })
         })
-        .map_err(|e| format!("invalid Prometheus HTTP client config: {e}"))?;
+        .map_err(ConfigError::Yaml)?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), ConfigError> {
         if let Some(auth) = &self.basic_auth {
             if auth.password.is_some() && auth.password_file.is_some() {
-                return Err("at most one of basic_auth.password and basic_auth.password_file must be configured".into());
+                return Err(ConfigError::Exclusive(
+                    "basic_auth.password and basic_auth.password_file",
+                ));
             }
         }
         if self.bearer_token.is_some() && self.bearer_token_file.is_some() {
-            return Err(
-                "at most one of bearer_token and bearer_token_file must be configured".into(),
-            );
+            return Err(ConfigError::Exclusive("bearer_token and bearer_token_file"));
         }
         if self.basic_auth.is_some()
             && (self.bearer_token.is_some() || self.bearer_token_file.is_some())
         {
-            return Err(
-                "at most one of basic_auth, bearer_token and bearer_token_file must be configured"
-                    .into(),
-            );
+            return Err(ConfigError::Exclusive(
+                "basic_auth, bearer_token and bearer_token_file",
+            ));
         }
         match (&self.tls_config.cert_file, &self.tls_config.key_file) {
-            (Some(c), None) => Err(format!(
-                "tls_config.cert_file {} is set without tls_config.key_file",
-                c.display()
-            )),
-            (None, Some(k)) => Err(format!(
-                "tls_config.key_file {} is set without tls_config.cert_file",
-                k.display()
-            )),
+            (Some(c), None) => Err(ConfigError::Unpaired {
+                set: "tls_config.cert_file",
+                path: c.clone(),
+                missing: "tls_config.key_file",
+            }),
+            (None, Some(k)) => Err(ConfigError::Unpaired {
+                set: "tls_config.key_file",
+                path: k.clone(),
+                missing: "tls_config.cert_file",
+            }),
             _ => Ok(()),
         }
     }
@@ -156,13 +188,23 @@ mod tests {
 
         let err = HttpClientConfig::parse("bearer_token: a\nbearer_token_file: /x\n", |_| {})
             .unwrap_err();
-        assert!(err.contains("bearer_token_file"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "at most one of bearer_token and bearer_token_file must be configured"
+        );
         let err = HttpClientConfig::parse("basic_auth: {username: u}\nbearer_token: a\n", |_| {})
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("basic_auth"), "{err}");
         let err = HttpClientConfig::parse("tls_config: {cert_file: /c}\n", |_| {}).unwrap_err();
-        assert!(err.contains("tls_config.key_file"), "{err}");
-        let err = HttpClientConfig::parse("basic_auth: [1]\n", |_| {}).unwrap_err();
+        assert!(matches!(err, ConfigError::Unpaired { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "tls_config.cert_file /c is set without tls_config.key_file"
+        );
+        let err = HttpClientConfig::parse("basic_auth: [1]\n", |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("basic_auth"), "{err}");
     }
 
@@ -178,11 +220,13 @@ mod tests {
                 "transport_config.max_idle_conns: invalid type: string (redacted), expected i64 at line 2 column 19",
             ),
         ] {
-            let err = HttpClientConfig::parse(yaml, |_| {}).unwrap_err();
+            let err = HttpClientConfig::parse(yaml, |_| {}).unwrap_err().to_string();
             assert!(err.contains(expected), "{yaml:?}: {err}");
         }
         let bomb = format!("tls_config: {}", "[".repeat(100_000));
-        let err = HttpClientConfig::parse(&bomb, |_| {}).unwrap_err();
+        let err = HttpClientConfig::parse(&bomb, |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("YAML nested deeper than 128 levels at line 1"),
             "{err}"
@@ -192,11 +236,14 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_errors_and_debug_output() {
         // A password where a map belongs: the error names the key, not the value.
-        let err = HttpClientConfig::parse("basic_auth: hunter2-secret\n", |_| {}).unwrap_err();
+        let err = HttpClientConfig::parse("basic_auth: hunter2-secret\n", |_| {})
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("basic_auth"), "{err}");
         assert!(!err.contains("hunter2-secret"), "{err}");
         let err = HttpClientConfig::parse("bearer_token: {a: \"tok\\\"en-secret\"}\n", |_| {})
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("en-secret"), "{err}");
         let c = HttpClientConfig::parse(
             "basic_auth: {username: u, password: hunter2-secret}\n",

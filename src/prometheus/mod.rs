@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 /// External labels and series labels: sorted by name, as Thanos sends them.
-pub use config::{BasicAuth, Hidden, HttpClientConfig, TlsConfig, TransportConfig};
+pub use config::{BasicAuth, ConfigError, Hidden, HttpClientConfig, TlsConfig, TransportConfig};
 
 pub type Labels = BTreeMap<String, String>;
 
@@ -105,14 +105,14 @@ impl Secret {
 }
 
 impl Client {
-    pub fn new(base: url::Url, config: &HttpClientConfig) -> Result<Client, String> {
+    pub fn new(base: url::Url, config: &HttpClientConfig) -> Result<Client, ConfigError> {
         let dial = Duration::from_nanos(config.transport_config.dialer_timeout.max(0) as u64);
         let mut builder = ureq::AgentBuilder::new()
             .timeout_connect(dial)
             .user_agent(USER_AGENT)
             .tls_config(Arc::new(tls::client_config(&config.tls_config)?));
         if let Some(proxy) = &config.proxy_url {
-            let proxy = ureq::Proxy::new(proxy).map_err(|e| format!("invalid proxy_url: {e}"))?;
+            let proxy = ureq::Proxy::new(proxy).map_err(|e| ConfigError::Proxy(e.to_string()))?;
             builder = builder.proxy(proxy);
         }
         let auth = if let Some(b) = &config.basic_auth {

@@ -14,33 +14,39 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::TlsConfig;
+use super::{ConfigError, TlsConfig};
 use crate::tls::HandshakeSignatures;
 
-pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, String> {
+pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, ConfigError> {
     let provider = crate::tls::provider();
     let roots = match &tls.ca_file {
-        Some(path) => Roots::File(Reloading::new(vec![path.clone()], load_ca)?),
+        Some(path) => {
+            Roots::File(Reloading::new(vec![path.clone()], load_ca).map_err(ConfigError::TlsFiles)?)
+        }
         None => {
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             Roots::Fixed(
                 WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                     .build()
-                    .map_err(|e| format!("TLS setup: {e}"))?,
+                    .map_err(|e| ConfigError::TlsSetup(e.to_string()))?,
             )
         }
     };
     let server_name = match &tls.server_name {
-        Some(name) => Some(
-            ServerName::try_from(name.clone())
-                .map_err(|e| format!("tls_config.server_name {name:?}: {e}"))?,
-        ),
+        Some(name) => {
+            Some(
+                ServerName::try_from(name.clone()).map_err(|e| ConfigError::ServerName {
+                    name: name.clone(),
+                    reason: e.to_string(),
+                })?,
+            )
+        }
         None => None,
     };
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS setup: {e}"))?
+        .map_err(|e| ConfigError::TlsSetup(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Verifier {
             roots,
@@ -50,7 +56,8 @@ pub fn client_config(tls: &TlsConfig) -> Result<ClientConfig, String> {
         }));
     match (&tls.cert_file, &tls.key_file) {
         (Some(cert), Some(key)) => Ok(builder.with_client_cert_resolver(Arc::new(ClientCert(
-            Reloading::new(vec![cert.clone(), key.clone()], load_pair)?,
+            Reloading::new(vec![cert.clone(), key.clone()], load_pair)
+                .map_err(ConfigError::TlsFiles)?,
         )))),
         _ => Ok(builder.with_no_client_auth()),
     }

@@ -196,47 +196,62 @@ fn is_false(v: &bool) -> bool {
     !*v
 }
 
+/// Why a `meta.json` (or another file Thanos reads back) could not be read
+/// or written. The sync names the file around it; callers can tell a
+/// version Thanos would refuse from a damaged file.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("empty file")]
+    Empty,
+    #[error("invalid JSON: {0}")]
+    Json(serde_json::Error),
+    #[error("unexpected meta file version {0}")]
+    Version(i64),
+    #[error("unexpected meta file Thanos section version {0}")]
+    ThanosVersion(i64),
+    #[error("encode JSON: {0}")]
+    Encode(serde_json::Error),
+    /// Cannot happen with serde_json's output; kept rather than unwrapped.
+    #[error("{0}")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+}
+
 impl Meta {
     /// Parses a `meta.json` as Thanos does: index version 1 and Thanos
     /// section version 0 (absent) or 1 are the only ones accepted.
-    pub fn parse(data: &[u8]) -> Result<Meta, String> {
+    pub fn parse(data: &[u8]) -> Result<Meta, MetaError> {
         // Go's decoder reads the first JSON value and ignores what follows.
         let mut stream = serde_json::Deserializer::from_slice(data).into_iter::<Meta>();
         let meta = match stream.next() {
             Some(Ok(meta)) => meta,
-            Some(Err(e)) => return Err(format!("invalid JSON: {e}")),
-            None => return Err("empty file".into()),
+            Some(Err(e)) => return Err(MetaError::Json(e)),
+            None => return Err(MetaError::Empty),
         };
         if meta.version != 1 {
-            return Err(format!("unexpected meta file version {}", meta.version));
+            return Err(MetaError::Version(meta.version));
         }
         if !matches!(meta.thanos.version, 0 | 1) {
-            return Err(format!(
-                "unexpected meta file Thanos section version {}",
-                meta.thanos.version
-            ));
+            return Err(MetaError::ThanosVersion(meta.thanos.version));
         }
         Ok(meta)
     }
 
     /// The JSON Thanos writes: tab-indented, with a trailing newline.
-    pub fn to_json(&self) -> Result<Vec<u8>, String> {
+    pub fn to_json(&self) -> Result<Vec<u8>, MetaError> {
         go_json(self)
     }
 }
 
 /// Serializes like Go's `json.Encoder` with `SetIndent("", "\t")`.
-pub fn go_json<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+pub fn go_json<T: Serialize>(value: &T) -> Result<Vec<u8>, MetaError> {
     let mut out = Vec::with_capacity(1024);
     let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
-    value
-        .serialize(&mut ser)
-        .map_err(|e| format!("encode JSON: {e}"))?;
+    value.serialize(&mut ser).map_err(MetaError::Encode)?;
     out.push(b'\n');
     // Go escapes these inside strings (HTML safety, JS line separators);
     // outside strings JSON never contains them, so a global pass is exact.
-    let text = String::from_utf8(out).map_err(|e| e.to_string())?;
+    let text = String::from_utf8(out)?;
     let escaped = text
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
@@ -324,9 +339,10 @@ mod tests {
         assert!(Meta::parse(b"").is_err());
         assert!(Meta::parse(b"{not json").is_err());
         let v2 = PROMTOOL_META.replace("\"version\": 1", "\"version\": 2");
-        assert!(Meta::parse(v2.as_bytes())
-            .unwrap_err()
-            .contains("version 2"));
+        let err = Meta::parse(v2.as_bytes()).unwrap_err();
+        assert!(matches!(err, MetaError::Version(2)), "{err:?}");
+        assert_eq!(err.to_string(), "unexpected meta file version 2");
+        assert!(matches!(Meta::parse(b""), Err(MetaError::Empty)));
         let bad_ulid = PROMTOOL_META.replace(
             "01HZY5N3M1X1TR0J9V7Q9QW6XA\",\n    \"minTime",
             "nope\",\n    \"minTime",

@@ -330,7 +330,7 @@ impl Shipper {
         meta.thanos.labels.extend((self.labels)());
         meta.thanos.source = "sidecar".into();
         meta.thanos.segment_files = segment_files(&updir);
-        let staged = meta.to_json()?;
+        let staged = meta.to_json().map_err(|e| e.to_string())?;
         state::write_atomic(&updir.join("meta.json"), &staged)
             .map_err(|e| format!("write meta file: {e}"))?;
 
