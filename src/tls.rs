@@ -62,6 +62,36 @@ impl HandshakeSignatures {
     }
 }
 
+/// The three signature methods of a rustls verifier (server or client
+/// side: two traits with the same methods), delegated to the verifier's
+/// `signatures: HandshakeSignatures` field. Used inside the `impl`.
+macro_rules! handshake_signature_methods {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.signatures.tls12(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            self.signatures.tls13(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.signatures.schemes()
+        }
+    };
+}
+pub(crate) use handshake_signature_methods;
+
 /// Reads a file of PEM data; `what` names it in errors (a flag or a key).
 pub fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>, String> {
     let pem = std::fs::read(path).map_err(|e| format!("{what}: {}: {e}", path.display()))?;
