@@ -169,10 +169,24 @@ impl<'a> BitReader<'a> {
         Ok(b)
     }
 
+    /// `n` (at most 64) bits, most significant first, taken a byte's worth
+    /// at a time: a value's bits one by one made decoding cost ~100 ns a
+    /// sample (BENCHMARKS.md, Series: the benchmark client).
     pub(super) fn bits(&mut self, n: u32) -> Result<u64, String> {
+        debug_assert!(n <= 64);
+        if self.remaining() < n as usize {
+            return Err(self.error("ends early"));
+        }
         let mut v = 0u64;
-        for _ in 0..n {
-            v = (v << 1) | self.bit()? as u64;
+        let mut need = n;
+        while need > 0 {
+            let byte = u64::from(self.bytes[self.pos / 8]);
+            let avail = 8 - (self.pos % 8) as u32;
+            let take = avail.min(need);
+            // `take` ≤ 8 and `v` holds n − need bits, so nothing shifts out.
+            v = (v << take) | ((byte >> (avail - take)) & ((1 << take) - 1));
+            self.pos += take as usize;
+            need -= take;
         }
         Ok(v)
     }
@@ -277,6 +291,30 @@ mod tests {
             && a.iter()
                 .zip(b)
                 .all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
+    }
+
+    #[test]
+    fn bits_read_at_every_offset_and_width_as_one_by_one() {
+        let bytes: Vec<u8> = (0..40u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for offset in 0..16 {
+            for n in 0..=64 {
+                let mut fast = BitReader::new(&bytes, "XOR");
+                let mut slow = BitReader::new(&bytes, "XOR");
+                fast.pos = offset;
+                slow.pos = offset;
+                let mut want = 0u64;
+                for _ in 0..n {
+                    want = (want << 1) | slow.bit().unwrap() as u64;
+                }
+                assert_eq!(fast.bits(n).unwrap(), want, "offset {offset}, {n} bits");
+                assert_eq!(fast.pos, slow.pos);
+            }
+        }
+        let mut r = BitReader::new(&bytes[..1], "XOR");
+        r.pos = 3;
+        assert_eq!(r.bits(6).unwrap_err(), "XOR chunk ends early");
     }
 
     #[test]

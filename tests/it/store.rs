@@ -8,6 +8,7 @@ use std::time::Duration;
 use grpcio::{ChannelBuilder, EnvBuilder, RpcStatusCode};
 use thanos_sidecar::proto::services::{HealthClient, InfoClient, StoreClient};
 use thanos_sidecar::proto::{health, info, store, store_types};
+use thanos_sidecar::store::wire::SERIES_AS_BYTES;
 use thanos_sidecar::store::xor;
 
 use crate::support::grpc::collect;
@@ -1060,25 +1061,6 @@ fn skip_chunks_sorts_head_series_created_out_of_order() {
     }
 }
 
-/// `thanos.Store/Series` with the answers kept as the bytes that came.
-const RAW_SERIES: grpcio::Method<store::SeriesRequest, Vec<u8>> = grpcio::Method {
-    ty: grpcio::MethodType::ServerStreaming,
-    name: "/thanos.Store/Series",
-    req_mar: grpcio::Marshaller {
-        ser: grpcio::pb_ser,
-        de: grpcio::pb_de,
-    },
-    resp_mar: grpcio::Marshaller {
-        ser: |_, _| Err(grpcio::Error::Codec("answers are only read".into())),
-        de: |mut reader| {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut reader, &mut bytes)
-                .map_err(|e| grpcio::Error::Codec(Box::new(e)))?;
-            Ok(bytes)
-        },
-    },
-};
-
 /// With THANOS_BIN set: Thanos' own sidecar, next to the same Prometheus,
 /// answers every kind of Series request with the very bytes ours sends
 /// (chunks, hashes, labels, order, batching), message for message.
@@ -1110,7 +1092,7 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
     ));
     let theirs = grpcio::Client::new(crate::support::grpc::connect(go_grpc, "raw-go"));
     let ask = |client: &grpcio::Client, req: &store::SeriesRequest| {
-        collect(client.server_streaming(&RAW_SERIES, req, grpcio::CallOption::default()))
+        collect(client.server_streaming(&SERIES_AS_BYTES, req, grpcio::CallOption::default()))
     };
     let everything = {
         let mut r = store::SeriesRequest::new();
