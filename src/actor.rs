@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+/// What an inbox carries when closing it is the only thing it ever says
+/// (the heartbeat, the shipper and the reloader are told only to stop).
+pub enum Never {}
+
 /// An actor's latest sign of life. Its loop calls [`Progress::tick`] every
 /// time it goes round; an actor that has not for longer than its deadline
 /// is wedged (a deadlock, a call that ignores its timeout), and the main

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::{IntGauge, Registry};
 
-use crate::actor::{ActorThread, Progress};
+use crate::actor::{ActorThread, Never, Progress};
 use crate::metadata::Metadata;
 use crate::prometheus::{self, Client};
 use crate::values::format_model_duration;
@@ -69,9 +69,6 @@ impl Handle {
 
 /// How long shutdown waits for a beat in flight.
 const STOP_PATIENCE: Duration = Duration::from_millis(500);
-
-/// The inbox carries no messages: closing it is the only thing it says.
-pub enum Never {}
 
 pub fn spawn(
     config: Config,

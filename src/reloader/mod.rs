@@ -60,7 +60,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{select, Receiver, RecvTimeoutError, Sender};
 use prom::Registry;
 
-use crate::actor::{ActorThread, Progress};
+use crate::actor::{ActorThread, Never, Progress};
 use crate::prometheus::{self, Client};
 use inputs::{Fingerprint, Inputs};
 use metrics::Metrics;
@@ -121,9 +121,6 @@ impl Handle {
 
 /// How long shutdown waits for a reload in flight.
 const STOP_PATIENCE: Duration = Duration::from_millis(500);
-
-/// The inbox carries no messages: closing it is the only thing it says.
-pub enum Never {}
 
 /// Registers the metrics, checks the watched paths, runs the first apply and
 /// starts the thread. An `Err` names the path or variable at fault.

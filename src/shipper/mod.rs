@@ -24,7 +24,7 @@ use std::time::Duration;
 use crossbeam_channel::{select, Receiver, Sender};
 use notify::Watcher as _;
 
-use crate::actor::Progress;
+use crate::actor::{Never, Progress};
 use crate::metadata::Metadata;
 use crate::objstore::{Bucket, Cancel};
 use crate::Event;
@@ -85,9 +85,6 @@ impl Drop for Handle {
         }
     }
 }
-
-/// The inbox carries no messages: closing it is the only thing it says.
-pub enum Never {}
 
 /// Starts the shipper; call once Prometheus' external labels are known.
 pub fn spawn(

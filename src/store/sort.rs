@@ -303,27 +303,41 @@ mod tests {
         assert!(peak <= 4, "{peak}");
     }
 
-    #[test]
-    fn random_label_sets_with_inserted_labels_come_out_sorted() {
-        let mut seed = 0x2545f4914f6cdd1du64;
-        let mut next = move || {
+    /// A small deterministic generator (xorshift).
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
-        };
-        for round in 0..300 {
-            let mut inputs = Vec::new();
-            for _ in 0..(next() % 40) {
-                let mut k = vec![("__name__".to_string(), format!("m{}", next() % 3))];
-                for name in ["a", "c", "q", "s"] {
-                    if next() % 2 == 0 {
-                        k.push((name.to_string(), format!("{}", next() % 3)));
-                    }
+        }
+    }
+
+    /// Up to 40 label sets over few names and values, so deletions create
+    /// prefixes and collisions; `last` (if any) ends every one. Sorted.
+    fn random_label_sets(next: &mut impl FnMut() -> u64, last: Option<(&str, &str)>) -> Vec<Key> {
+        let mut inputs = Vec::new();
+        for _ in 0..(next() % 40) {
+            let mut k = vec![("__name__".to_string(), format!("m{}", next() % 3))];
+            for name in ["a", "c", "q", "s"] {
+                if next() % 2 == 0 {
+                    k.push((name.to_string(), format!("{}", next() % 3)));
                 }
-                inputs.push(k);
             }
-            inputs.sort();
+            if let Some((n, v)) = last {
+                k.push((n.to_string(), v.to_string()));
+            }
+            inputs.push(k);
+        }
+        inputs.sort();
+        inputs
+    }
+
+    #[test]
+    fn random_label_sets_with_inserted_labels_come_out_sorted() {
+        let mut next = xorshift(0x2545f4914f6cdd1d);
+        for round in 0..300 {
+            let mut inputs = random_label_sets(&mut next, None);
             inputs.dedup();
             let added = insert(&[("b", "x"), ("r", "0")]);
             let (out, _) = run(Mode::Insertion, &inputs, &added);
@@ -335,28 +349,9 @@ mod tests {
 
     #[test]
     fn random_label_sets_come_out_sorted() {
-        // A small deterministic generator: label sets over few names/values, so
-        // deletions create prefixes and collisions.
-        let mut seed = 0x9e3779b97f4a7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e3779b97f4a7c15);
         for round in 0..200 {
-            let mut inputs = Vec::new();
-            for _ in 0..(next() % 40) {
-                let mut k = vec![("__name__".to_string(), format!("m{}", next() % 3))];
-                for name in ["a", "c", "q", "s"] {
-                    if next() % 2 == 0 {
-                        k.push((name.to_string(), format!("{}", next() % 3)));
-                    }
-                }
-                k.push(("r".to_string(), "0".to_string()));
-                inputs.push(k);
-            }
-            inputs.sort();
+            let inputs = random_label_sets(&mut next, Some(("r", "0")));
             let mode = Mode::Prefix {
                 n0: "r".into(),
                 deletion: true,
