@@ -6,6 +6,11 @@
 //!
 //! With `BENCH_SKIP_CHUNKS=1`: label sets only, the sidecar's `Series` with
 //! `skip_chunks` against Prometheus' `/api/v1/series`, counting series.
+//!
+//! With `BENCH_LABELS=1`: the label calls, the sidecar's `LabelNames` and
+//! `LabelValues` (of label `i`) for SELECTOR against Prometheus' own
+//! `/api/v1/labels` and `/api/v1/label/i/values`, alternating; mean latency
+//! of each, and the ratio direct / sidecar (1 = as fast as Prometheus).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +53,18 @@ fn main() -> Result<(), String> {
     let client = StoreClient::new(channel);
     let agent = ureq::AgentBuilder::new().build();
 
+    if std::env::var_os("BENCH_LABELS").is_some_and(|v| v == "1") {
+        return label_calls(
+            &client,
+            &agent,
+            prom,
+            selector,
+            &pb_matchers,
+            runs,
+            start,
+            end,
+        );
+    }
     if std::env::var_os("BENCH_SKIP_CHUNKS").is_some_and(|v| v == "1") {
         return skip_chunks(
             &client,
@@ -183,6 +200,91 @@ fn skip_chunks(
     println!(
         "series={series_seen} runs={runs} sidecar_series_per_s={sidecar_rate:.0} direct_series_per_s={direct_rate:.0} ratio={:.3}",
         sidecar_rate / direct_rate
+    );
+    Ok(())
+}
+
+/// The label calls against Prometheus' label APIs, alternating per run;
+/// both sides' answers are checked against each other.
+#[allow(clippy::too_many_arguments)]
+fn label_calls(
+    client: &StoreClient,
+    agent: &ureq::Agent,
+    prom: &str,
+    selector: &str,
+    pb_matchers: &[thanos_sidecar::proto::store_types::LabelMatcher],
+    runs: usize,
+    start: i64,
+    end: i64,
+) -> Result<(), String> {
+    let direct = |path: &str| -> Result<Vec<String>, String> {
+        let answer: serde_json::Value = agent
+            .get(&format!("{prom}{path}"))
+            .query("match[]", selector)
+            .query("start", &format!("{}", start as f64 / 1000.0))
+            .query("end", &format!("{}", end as f64 / 1000.0))
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|resp| {
+                serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string())
+            })?;
+        Ok(answer["data"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default())
+    };
+    let (mut names_via, mut names_direct, mut values_via, mut values_direct) = (0.0, 0.0, 0.0, 0.0);
+    for _ in 0..runs {
+        let t = Instant::now();
+        let want_names = direct("/api/v1/labels")?;
+        names_direct += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut req = store::LabelNamesRequest::new();
+        req.start = start;
+        req.end = end;
+        req.matchers = pb_matchers.to_vec();
+        let names = client.label_names(&req).map_err(|e| e.to_string())?;
+        names_via += t.elapsed().as_secs_f64();
+        // The sidecar adds the external labels' names.
+        if !want_names.iter().all(|n| names.names.contains(n)) {
+            return Err(format!(
+                "label names differ: {:?} vs {want_names:?}",
+                names.names
+            ));
+        }
+
+        let t = Instant::now();
+        let want_values = direct("/api/v1/label/i/values")?;
+        values_direct += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut req = store::LabelValuesRequest::new();
+        req.label = "i".into();
+        req.start = start;
+        req.end = end;
+        req.matchers = pb_matchers.to_vec();
+        let values = client.label_values(&req).map_err(|e| e.to_string())?;
+        values_via += t.elapsed().as_secs_f64();
+        if values.values != want_values {
+            return Err(format!(
+                "label values differ: {} vs {}",
+                values.values.len(),
+                want_values.len()
+            ));
+        }
+    }
+    let us = |secs: f64| secs / runs as f64 * 1e6;
+    println!(
+        "runs={runs} names_sidecar_us={:.0} names_direct_us={:.0} names_ratio={:.3} values_sidecar_us={:.0} values_direct_us={:.0} values_ratio={:.3}",
+        us(names_via),
+        us(names_direct),
+        names_direct / names_via,
+        us(values_via),
+        us(values_direct),
+        values_direct / values_via
     );
     Ok(())
 }
