@@ -159,17 +159,8 @@ fn skip_chunks(
     let (mut sidecar_secs, mut direct_secs, mut series_seen) = (0.0, 0.0, 0u64);
     for _ in 0..runs {
         let t = Instant::now();
-        let answer: serde_json::Value = agent
-            .get(&format!("{prom}/api/v1/series"))
-            .query("match[]", selector)
-            .query("start", &format!("{}", start as f64 / 1000.0))
-            .query("end", &format!("{}", end as f64 / 1000.0))
-            .call()
-            .map_err(|e| e.to_string())
-            .and_then(|resp| {
-                serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string())
-            })?;
-        let direct = answer["data"].as_array().map_or(0, |a| a.len()) as u64;
+        let answer = prometheus_api(agent, prom, "/api/v1/series", selector, start, end)?;
+        let direct = answer.as_array().map_or(0, |a| a.len()) as u64;
         direct_secs += t.elapsed().as_secs_f64();
 
         let t = Instant::now();
@@ -218,17 +209,8 @@ fn label_calls(
     end: i64,
 ) -> Result<(), String> {
     let direct = |path: &str| -> Result<Vec<String>, String> {
-        let answer: serde_json::Value = agent
-            .get(&format!("{prom}{path}"))
-            .query("match[]", selector)
-            .query("start", &format!("{}", start as f64 / 1000.0))
-            .query("end", &format!("{}", end as f64 / 1000.0))
-            .call()
-            .map_err(|e| e.to_string())
-            .and_then(|resp| {
-                serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string())
-            })?;
-        Ok(answer["data"]
+        let answer = prometheus_api(agent, prom, path, selector, start, end)?;
+        Ok(answer
             .as_array()
             .map(|a| {
                 a.iter()
@@ -287,4 +269,25 @@ fn label_calls(
         values_direct / values_via
     );
     Ok(())
+}
+
+/// The `data` of one of Prometheus' JSON APIs for `selector` over
+/// `[start, end]` (ms): the direct side of the label-set benchmarks.
+fn prometheus_api(
+    agent: &ureq::Agent,
+    prom: &str,
+    path: &str,
+    selector: &str,
+    start: i64,
+    end: i64,
+) -> Result<serde_json::Value, String> {
+    let mut answer: serde_json::Value = agent
+        .get(&format!("{prom}{path}"))
+        .query("match[]", selector)
+        .query("start", &format!("{}", start as f64 / 1000.0))
+        .query("end", &format!("{}", end as f64 / 1000.0))
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|resp| serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string()))?;
+    Ok(answer["data"].take())
 }

@@ -639,25 +639,41 @@ mod tests {
         Arc<tiny_http::Server>,
         std::thread::JoinHandle<Vec<String>>,
     ) {
+        fake_http(move |req| {
+            let resp = if req.url().starts_with("/api/v1/read") {
+                let ct =
+                    tiny_http::Header::from_bytes(&b"Content-Type"[..], content_type.as_bytes())
+                        .unwrap();
+                tiny_http::Response::from_data(frames.clone()).with_header(ct)
+            } else {
+                tiny_http::Response::from_data(format!(
+                    r#"{{"status":"success","data":{series_json}}}"#
+                ))
+            };
+            (req.url().to_string(), resp)
+        })
+    }
+
+    type Answer = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
+
+    /// A stand-in HTTP server on a free port answering each request with
+    /// `answer`, which also says what to note of it; returns its URL, the
+    /// server (unblock it to stop) and the thread, which yields the notes.
+    fn fake_http<T: Send + 'static>(
+        mut answer: impl FnMut(&tiny_http::Request) -> (T, Answer) + Send + 'static,
+    ) -> (
+        String,
+        Arc<tiny_http::Server>,
+        std::thread::JoinHandle<Vec<T>>,
+    ) {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
         let port = server.server_addr().to_ip().unwrap().port();
         let srv = server.clone();
         let thread = std::thread::spawn(move || {
             let mut seen = Vec::new();
             for req in srv.incoming_requests() {
-                seen.push(req.url().to_string());
-                let resp = if req.url().starts_with("/api/v1/read") {
-                    let ct = tiny_http::Header::from_bytes(
-                        &b"Content-Type"[..],
-                        content_type.as_bytes(),
-                    )
-                    .unwrap();
-                    tiny_http::Response::from_data(frames.clone()).with_header(ct)
-                } else {
-                    tiny_http::Response::from_data(format!(
-                        r#"{{"status":"success","data":{series_json}}}"#
-                    ))
-                };
+                let (note, resp) = answer(&req);
+                seen.push(note);
                 let _ = req.respond(resp);
             }
             seen
@@ -865,29 +881,20 @@ mod tests {
         Arc<tiny_http::Server>,
         std::thread::JoinHandle<Vec<Vec<String>>>,
     ) {
-        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-        let port = server.server_addr().to_ip().unwrap().port();
-        let srv = server.clone();
-        let thread = std::thread::spawn(move || {
-            let mut seen = Vec::new();
-            for req in srv.incoming_requests() {
-                let url = url::Url::parse(&format!("http://x{}", req.url())).unwrap();
-                let selectors: Vec<String> = url
-                    .query_pairs()
-                    .filter(|(k, _)| k == "match[]")
-                    .map(|(_, v)| v.into_owned())
-                    .collect();
-                let body = if selectors.iter().any(|s| s.contains("!=\"\"")) {
-                    format!(r#"{{"status":"success","data":{precheck}}}"#)
-                } else {
-                    main.clone()
-                };
-                seen.push(selectors);
-                let _ = req.respond(tiny_http::Response::from_data(body));
-            }
-            seen
-        });
-        (format!("http://127.0.0.1:{port}"), server, thread)
+        fake_http(move |req| {
+            let url = url::Url::parse(&format!("http://x{}", req.url())).unwrap();
+            let selectors: Vec<String> = url
+                .query_pairs()
+                .filter(|(k, _)| k == "match[]")
+                .map(|(_, v)| v.into_owned())
+                .collect();
+            let body = if selectors.iter().any(|s| s.contains("!=\"\"")) {
+                format!(r#"{{"status":"success","data":{precheck}}}"#)
+            } else {
+                main.clone()
+            };
+            (selectors, tiny_http::Response::from_data(body))
+        })
     }
 
     fn label_sets_json(sets: &[Key]) -> String {
