@@ -334,13 +334,15 @@ impl Azure {
         // ureq's rustls takes the process-wide provider; the sidecar uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = &cfg.http_config;
-        let mut agent = ureq::AgentBuilder::new()
-            .timeout_connect(http.tls_handshake_timeout.max(Duration::from_secs(1)))
-            .timeout_read(http.response_header_timeout)
-            .timeout_write(http.response_header_timeout)
-            .max_idle_connections(http.max_idle_conns.max(0) as usize)
-            .max_idle_connections_per_host(http.max_idle_conns_per_host.max(0) as usize)
-            .user_agent(crate::prometheus::USER_AGENT);
+        let mut agent = crate::prometheus::idle_pool(
+            ureq::AgentBuilder::new(),
+            http.max_idle_conns,
+            http.max_idle_conns_per_host,
+        )
+        .timeout_connect(http.tls_handshake_timeout.max(Duration::from_secs(1)))
+        .timeout_read(http.response_header_timeout)
+        .timeout_write(http.response_header_timeout)
+        .user_agent(crate::prometheus::USER_AGENT);
         if !cfg.pipeline_config.try_timeout.is_zero() {
             agent = agent.timeout(cfg.pipeline_config.try_timeout);
         }

@@ -107,10 +107,15 @@ impl Secret {
 impl Client {
     pub fn new(base: url::Url, config: &HttpClientConfig) -> Result<Client, ConfigError> {
         let dial = Duration::from_nanos(config.transport_config.dialer_timeout.max(0) as u64);
-        let mut builder = ureq::AgentBuilder::new()
-            .timeout_connect(dial)
-            .user_agent(USER_AGENT)
-            .tls_config(Arc::new(tls::client_config(&config.tls_config)?));
+        let transport = &config.transport_config;
+        let mut builder = idle_pool(
+            ureq::AgentBuilder::new(),
+            transport.max_idle_conns,
+            transport.max_idle_conns_per_host,
+        )
+        .timeout_connect(dial)
+        .user_agent(USER_AGENT)
+        .tls_config(Arc::new(tls::client_config(&config.tls_config)?));
         if let Some(proxy) = &config.proxy_url {
             let proxy = ureq::Proxy::new(proxy).map_err(|e| ConfigError::Proxy(e.to_string()))?;
             builder = builder.proxy(proxy);
@@ -529,6 +534,36 @@ fn decode_data<T: DeserializeOwned + Default>(
     }
 }
 
+/// Go's `http.Transport` idle-connection limits on a ureq agent. Go reads 0
+/// as no limit for `MaxIdleConns` and as its default of 2 for
+/// `MaxIdleConnsPerHost`, where ureq reads 0 as no pooling at all. The
+/// per-host limit is what matters under concurrent calls: every call beyond
+/// it closes its connection when done and the next one dials again.
+pub fn idle_pool(
+    builder: ureq::AgentBuilder,
+    max_idle_conns: i64,
+    max_idle_conns_per_host: i64,
+) -> ureq::AgentBuilder {
+    let (total, per_host) = idle_limits(max_idle_conns, max_idle_conns_per_host);
+    builder
+        .max_idle_connections(total)
+        .max_idle_connections_per_host(per_host)
+}
+
+/// ureq's (total, per host) idle limits for Go's settings (see [`idle_pool`]).
+fn idle_limits(max_idle_conns: i64, max_idle_conns_per_host: i64) -> (usize, usize) {
+    const GO_DEFAULT_PER_HOST: usize = 2;
+    let total = match max_idle_conns {
+        n if n <= 0 => usize::MAX,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    let per_host = match max_idle_conns_per_host {
+        n if n <= 0 => GO_DEFAULT_PER_HOST,
+        n => usize::try_from(n).unwrap_or(usize::MAX),
+    };
+    (total, per_host)
+}
+
 /// A transport error without the password of a `https://user:password@…`
 /// URL, which ureq quotes; Go's client writes `xxxxx` in its place too.
 fn transport_error(t: &ureq::Transport) -> Error {
@@ -615,6 +650,16 @@ fn base64_encode(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_connection_limits_read_as_go_reads_them() {
+        // Thanos' defaults for the Prometheus client, then Go's zeros: no
+        // limit in all, its default of 2 per host (ureq's 0 would mean none).
+        assert_eq!(idle_limits(100, 2), (100, 2));
+        assert_eq!(idle_limits(0, 0), (usize::MAX, 2));
+        assert_eq!(idle_limits(-1, 64), (usize::MAX, 64));
+        assert_eq!(idle_limits(7, -3), (7, 2));
+    }
 
     #[test]
     fn runtime_info_is_parsed() {
