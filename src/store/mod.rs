@@ -31,9 +31,12 @@ use crate::proto::{info, labels as pb_labels, services, store};
 use crate::values::now_ms;
 
 /// Frames queued between a Series worker and its client: enough to keep the
-/// connection busy while the worker decodes the next remote-read frame, few
-/// enough that a slow client holds little memory.
-const SERIES_QUEUE: usize = 16;
+/// connection busy while the worker scans the next remote-read frame (gRPC's
+/// transport and the socket buffer more behind them), few enough that a
+/// slow client holds little memory: each queued answer keeps its
+/// remote-read frame alive. 4 serves as fast as 16 did and holds ~1.5 MB
+/// less under 50 concurrent calls (BENCHMARKS.md, Memory over calls served).
+const SERIES_QUEUE: usize = 4;
 
 /// `--store.limits.request-series` and `--store.limits.request-samples`; 0 = none.
 #[derive(Debug, Clone, Copy, Default)]
