@@ -4,6 +4,16 @@
 //!
 //! bench_series PROMETHEUS_URL SIDECAR_GRPC SELECTOR RUNS START_MS END_MS
 //!
+//! The sidecar is asked for 64 series per answer message, as Thanos'
+//! querier asks every store (`BENCH_BATCH` sets another number; 0 or 1 is
+//! a message per series).
+//!
+//! Prints both rates, their ratio and the client's own CPU time on each
+//! path. With `BENCH_FORWARD_ADDRESS=HOST:PORT` (`examples/forward` to Prometheus)
+//! the direct read is also made through that forwarder, and its rate and
+//! ratio to the direct read printed: the cost of a third process that only
+//! copies bytes, on the same cores.
+//!
 //! With `BENCH_SKIP_CHUNKS=1`: label sets only, the sidecar's `Series` with
 //! `skip_chunks` against Prometheus' `/api/v1/series`, counting series.
 //!
@@ -78,69 +88,151 @@ fn main() -> Result<(), String> {
         );
     }
 
-    let (mut sidecar_secs, mut direct_secs, mut samples_seen) = (0.0, 0.0, 0u64);
+    // BENCH_FORWARD_ADDRESS: a byte forwarder to Prometheus (`examples/forward`);
+    // the direct read is then also made through it.
+    let forward = std::env::var("BENCH_FORWARD_ADDRESS")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let (mut sidecar, mut direct, mut forwarded) =
+        (Side::default(), Side::default(), Side::default());
+    // Series per answer message, as Thanos' querier asks (its
+    // `store.DefaultResponseBatchSize`); BENCH_BATCH=0 asks for one each.
+    let batch_size: i64 = match std::env::var("BENCH_BATCH") {
+        Ok(v) => v.parse().map_err(|e| format!("BENCH_BATCH={v}: {e}"))?,
+        Err(_) => 64,
+    };
+    let mut samples_seen = 0u64;
     for _ in 0..runs {
-        // Direct remote read.
-        let t = Instant::now();
-        let body = remote_read::encode_request(&remote_read::request(start, end, &ms))?;
-        let resp = agent
-            .post(&format!("{prom}/api/v1/read"))
-            .set("Content-Encoding", "snappy")
-            .set("Content-Type", "application/x-stream-protobuf")
-            .set("X-Prometheus-Remote-Read-Version", "0.1.0")
-            .send_bytes(&body)
-            .map_err(|e| e.to_string())?;
-        let mut frames = FrameReader::new(resp.into_reader());
-        let mut direct = 0u64;
-        while let Some(frame) = frames.next_frame()? {
-            for s in frame.chunked_series {
-                for c in s.chunks {
-                    direct += xor::decode(&c.data)?.len() as u64;
-                }
+        let n = direct.time(|| remote_read(&agent, prom, start, end, &ms))?;
+        if let Some(forward) = &forward {
+            let via = forwarded
+                .time(|| remote_read(&agent, &format!("http://{forward}"), start, end, &ms))?;
+            if via != n {
+                return Err(format!("sample counts differ: forwarded {via}, direct {n}"));
             }
         }
-        direct_secs += t.elapsed().as_secs_f64();
 
         // Through the sidecar.
-        let t = Instant::now();
-        let mut req = store::SeriesRequest::new();
-        req.min_time = start;
-        req.max_time = end;
-        req.matchers = pb_matchers.clone();
-        // Each answer gathered, then parsed from the slice, as Thanos'
-        // querier (Go's gRPC) takes it: the client's work then matches the
-        // direct read's (BENCHMARKS.md: the client is the busiest process).
-        let mut stream = client
-            .client
-            .server_streaming(&SERIES_AS_BYTES, &req, grpcio::CallOption::default())
-            .map_err(|e| e.to_string())?;
-        let mut via = 0u64;
-        futures::executor::block_on(async {
-            while let Some(bytes) = stream.next().await {
-                let bytes = bytes.map_err(|e| e.to_string())?;
-                let frame =
-                    store::SeriesResponse::parse_from_bytes(&bytes).map_err(|e| e.to_string())?;
-                for c in &frame.series().chunks {
-                    via += xor::decode(&c.raw.data)?.len() as u64;
+        let via = sidecar.time(|| {
+            let mut req = store::SeriesRequest::new();
+            req.min_time = start;
+            req.max_time = end;
+            req.matchers = pb_matchers.clone();
+            req.response_batch_size = batch_size;
+            // Each answer gathered, then parsed from the slice, as Thanos'
+            // querier (Go's gRPC) takes it: the client's work then matches the
+            // direct read's (BENCHMARKS.md: the client is the busiest process).
+            let mut stream = client
+                .client
+                .server_streaming(&SERIES_AS_BYTES, &req, grpcio::CallOption::default())
+                .map_err(|e| e.to_string())?;
+            let mut via = 0u64;
+            futures::executor::block_on(async {
+                while let Some(bytes) = stream.next().await {
+                    let bytes = bytes.map_err(|e| e.to_string())?;
+                    let frame = store::SeriesResponse::parse_from_bytes(&bytes)
+                        .map_err(|e| e.to_string())?;
+                    let series = match frame.has_batch() {
+                        true => &frame.batch().series[..],
+                        false => std::slice::from_ref(frame.series()),
+                    };
+                    for c in series.iter().flat_map(|s| &s.chunks) {
+                        via += xor::decode(&c.raw.data)?.len() as u64;
+                    }
                 }
-            }
-            Ok::<(), String>(())
+                Ok::<(), String>(())
+            })?;
+            Ok(via)
         })?;
-        sidecar_secs += t.elapsed().as_secs_f64();
-        if via != direct {
-            return Err(format!(
-                "sample counts differ: sidecar {via}, direct {direct}"
-            ));
+        if via != n {
+            return Err(format!("sample counts differ: sidecar {via}, direct {n}"));
         }
-        samples_seen = via;
+        samples_seen = n;
     }
-    let sidecar_rate = samples_seen as f64 * runs as f64 / sidecar_secs;
-    let direct_rate = samples_seen as f64 * runs as f64 / direct_secs;
-    println!(
-        "samples={samples_seen} runs={runs} sidecar_samples_per_s={sidecar_rate:.0} direct_samples_per_s={direct_rate:.0} ratio={:.3}",
-        sidecar_rate / direct_rate
+    let total = samples_seen as f64 * runs as f64;
+    let rate = |side: &Side| total / side.secs;
+    let mut line = format!(
+        "samples={samples_seen} runs={runs} sidecar_samples_per_s={:.0} direct_samples_per_s={:.0} ratio={:.3} client_cpu_sidecar_s={:.2} client_cpu_direct_s={:.2}",
+        rate(&sidecar),
+        rate(&direct),
+        rate(&sidecar) / rate(&direct),
+        sidecar.cpu,
+        direct.cpu,
     );
+    if forward.is_some() {
+        line += &format!(
+            " forwarded_samples_per_s={:.0} forwarded_ratio={:.3} client_cpu_forwarded_s={:.2}",
+            rate(&forwarded),
+            rate(&forwarded) / rate(&direct),
+            forwarded.cpu
+        );
+    }
+    println!("{line}");
     Ok(())
+}
+
+/// One way of reading the answer: its wall time and this process' CPU
+/// time (all threads, gRPC's included), summed over the runs.
+#[derive(Default)]
+struct Side {
+    secs: f64,
+    cpu: f64,
+}
+
+impl Side {
+    fn time(&mut self, read: impl FnOnce() -> Result<u64, String>) -> Result<u64, String> {
+        let (t, cpu) = (Instant::now(), process_cpu()?);
+        let samples = read()?;
+        self.secs += t.elapsed().as_secs_f64();
+        self.cpu += process_cpu()? - cpu;
+        Ok(samples)
+    }
+}
+
+/// This process' user and system time in seconds, from `/proc/self/stat`
+/// (clock ticks of 10 ms: enough over the runs of 10⁶ samples and more).
+fn process_cpu() -> Result<f64, String> {
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|e| e.to_string())?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64, String> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .ok_or_else(|| format!("/proc/self/stat: field {}", i + 3))
+    };
+    // utime and stime are the stat file's fields 14 and 15.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// A streamed remote read of the matchers from `base`, every chunk decoded;
+/// returns the samples read.
+fn remote_read(
+    agent: &ureq::Agent,
+    base: &str,
+    start: i64,
+    end: i64,
+    ms: &[Matcher],
+) -> Result<u64, String> {
+    let body = remote_read::encode_request(&remote_read::request(start, end, ms))?;
+    let resp = agent
+        .post(&format!("{base}/api/v1/read"))
+        .set("Content-Encoding", "snappy")
+        .set("Content-Type", "application/x-stream-protobuf")
+        .set("X-Prometheus-Remote-Read-Version", "0.1.0")
+        .send_bytes(&body)
+        .map_err(|e| e.to_string())?;
+    let mut frames = FrameReader::new(resp.into_reader());
+    let mut samples = 0u64;
+    while let Some(frame) = frames.next_frame()? {
+        for s in frame.chunked_series {
+            for c in s.chunks {
+                samples += xor::decode(&c.data)?.len() as u64;
+            }
+        }
+    }
+    Ok(samples)
 }
 
 /// Series of label sets only: Prometheus' series API directly, then the

@@ -437,12 +437,25 @@ fn series_from_samples(
     Ok(())
 }
 
+/// A batch is sent once it holds this many chunk bytes, even short of the
+/// `response_batch_size` series asked for. Thanos' querier asks every store
+/// for 64 series a message; 64 long series (a week of 15 s samples is ~100
+/// KB a series) made one message of several MB, and each of the messages
+/// queued for the client and the one being written held as much: peak RSS
+/// grew with the series' length (47 MB at 10⁷ samples where one series a
+/// message peaks at 9 MB; BENCHMARKS.md, Series). Typical series (hours,
+/// 0.5–5 KB) still go 64 to a message, as the Go sidecar sends them; the
+/// querier reads a batch's series whatever the batch's size.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+
 /// Batches series into frames and enforces the request limits on what is
 /// actually sent, frame by frame (as Thanos' `pkg/store/limiter.go` counts).
 struct Emitter<'a> {
     store: &'a Store,
     batch_size: usize,
     batch: Vec<wire::Series>,
+    /// Chunk bytes in `batch`.
+    batch_bytes: usize,
     series_sent: u64,
     chunks_sent: u64,
     out: &'a mut dyn FnMut(Response) -> Result<(), RpcStatus>,
@@ -459,6 +472,7 @@ impl<'a> Emitter<'a> {
             store,
             batch_size,
             batch: Vec::with_capacity(batch_size.min(1024)),
+            batch_bytes: 0,
             series_sent: 0,
             chunks_sent: 0,
             out,
@@ -469,9 +483,11 @@ impl<'a> Emitter<'a> {
         if self.batch_size <= 1 {
             return self.send(vec![series]);
         }
+        self.batch_bytes += series.chunks.iter().map(|c| c.data.len()).sum::<usize>();
         self.batch.push(series);
-        if self.batch.len() >= self.batch_size {
+        if self.batch.len() >= self.batch_size || self.batch_bytes >= MAX_BATCH_BYTES {
             let batch = std::mem::take(&mut self.batch);
+            self.batch_bytes = 0;
             self.send(batch)?;
         }
         Ok(())
@@ -590,6 +606,33 @@ mod tests {
         let sizes: Vec<usize> = sent.iter().map(|r| r.batch().series.len()).collect();
         assert_eq!(sizes, vec![2, 1, 2, 2]);
         assert_eq!(store.dropped.with_label_values(&["series"]).get(), 1);
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_byte_cap_before_its_series_count() {
+        let store = test_store("http://127.0.0.1:1", Limits::default());
+        let mut sizes = Vec::new();
+        let mut out = |r: Response| -> Result<(), RpcStatus> {
+            sizes.push(decoded(&r).batch().series.len());
+            Ok(())
+        };
+        // Series of a quarter of the cap each: four to a batch, not 64;
+        // small ones fill the batch up to its count as asked.
+        let long = |name: &str| {
+            wire::Series::owned(
+                key(&[("__name__", name)]),
+                vec![(0, 0, 1, vec![0u8; MAX_BATCH_BYTES / 4])],
+            )
+        };
+        let mut e = Emitter::new(&store, 64, &mut out);
+        for n in 0..10 {
+            e.push(long(&format!("long{n:02}"))).unwrap();
+        }
+        for n in 0..70 {
+            e.push(named(&format!("short{n:02}"), 1)).unwrap();
+        }
+        e.finish().unwrap();
+        assert_eq!(sizes, vec![4, 4, 64, 8]);
     }
 
     #[test]
