@@ -333,16 +333,7 @@ impl Azure {
         let (endpoint, auth) = credentials(cfg, |k| std::env::var(k).ok()).map_err(err)?;
         // ureq's rustls takes the process-wide provider; the sidecar uses ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = &cfg.http_config;
-        let mut agent = crate::prometheus::idle_pool(
-            ureq::AgentBuilder::new(),
-            http.max_idle_conns,
-            http.max_idle_conns_per_host,
-        )
-        .timeout_connect(http.tls_handshake_timeout.max(Duration::from_secs(1)))
-        .timeout_read(http.response_header_timeout)
-        .timeout_write(http.response_header_timeout)
-        .user_agent(crate::prometheus::USER_AGENT);
+        let mut agent = cfg.http_config.agent_builder();
         if !cfg.pipeline_config.try_timeout.is_zero() {
             agent = agent.timeout(cfg.pipeline_config.try_timeout);
         }

@@ -159,6 +159,24 @@ pub struct S3HttpConfig {
     pub tls_config: S3TlsConfig,
 }
 
+impl S3HttpConfig {
+    /// A ureq agent with these settings as the HTTP backends (GCS, Azure)
+    /// read them: idle connections as Go pools them, the TLS handshake's
+    /// time as the connect timeout (at least 1 s), the response header's
+    /// time for each read and write; the caller adds what its backend sets.
+    pub fn agent_builder(&self) -> ureq::AgentBuilder {
+        crate::prometheus::idle_pool(
+            ureq::AgentBuilder::new(),
+            self.max_idle_conns,
+            self.max_idle_conns_per_host,
+        )
+        .timeout_connect(self.tls_handshake_timeout.max(Duration::from_secs(1)))
+        .timeout_read(self.response_header_timeout)
+        .timeout_write(self.response_header_timeout)
+        .user_agent(crate::prometheus::USER_AGENT)
+    }
+}
+
 impl Default for S3HttpConfig {
     fn default() -> Self {
         S3HttpConfig {

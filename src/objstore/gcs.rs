@@ -399,22 +399,15 @@ impl Gcs {
             log::warn!(keys:? = ignored; "GCS: these http_config keys have no effect in this sidecar");
         }
         let http = &cfg.http_config;
-        let agent = crate::prometheus::idle_pool(
-            ureq::AgentBuilder::new(),
-            http.max_idle_conns,
-            http.max_idle_conns_per_host,
-        )
-        .timeout_connect(http.tls_handshake_timeout.max(Duration::from_secs(1)))
-        .timeout_read(http.response_header_timeout)
-        .timeout_write(http.response_header_timeout)
-        // Thanos' GCS client sets http.Client.Timeout to idle_conn_timeout:
-        // every request (a chunk included) must finish within it.
-        .timeout(http.idle_conn_timeout.max(Duration::from_secs(1)))
-        // A resumable upload's "chunk received" is a 308 without
-        // Location: it must come back as a response, not be followed.
-        .redirects(0)
-        .user_agent(crate::prometheus::USER_AGENT)
-        .build();
+        let agent = http
+            .agent_builder()
+            // Thanos' GCS client sets http.Client.Timeout to idle_conn_timeout:
+            // every request (a chunk included) must finish within it.
+            .timeout(http.idle_conn_timeout.max(Duration::from_secs(1)))
+            // A resumable upload's "chunk received" is a 308 without
+            // Location: it must come back as a response, not be followed.
+            .redirects(0)
+            .build();
         let bucket = encode(&cfg.bucket);
         Ok(Gcs {
             agent,
