@@ -36,6 +36,15 @@ use thanos_sidecar::store::remote_read::{self, FrameReader};
 use thanos_sidecar::store::wire::SERIES_AS_BYTES;
 use thanos_sidecar::store::xor;
 
+// The sidecar's allocator for the client too (static builds): with zig
+// libc's `malloc`, `perf` on the client put ~8 % of its CPU in page faults,
+// that allocator and munmap's TLB shootdowns, the answers' large messages
+// mapped and unmapped one by one, and the client is the busiest of the three
+// processes (BENCHMARKS.md, Series). Thanos' querier, in Go, reuses its heap.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [prom, grpc, selector, runs, start, end] = args.as_slice() else {
