@@ -89,7 +89,6 @@ fn generate() -> Result<(), String> {
     std::fs::write(mod_rs, mods).map_err(|e| e.to_string())
 }
 
-/// The gRPC glue for every service of every file, in grpcio's shape.
 /// Server answers written by hand-made code instead of the generated message:
 /// `(method, Rust type, serializer, deserializer)`. The server registers a
 /// second descriptor (`..._SERVER`) with them; clients keep the message.
@@ -102,6 +101,7 @@ const SERVER_ANSWERS: [(&str, &str, &str, &str); 1] = [(
     "crate::store::wire::de",
 )];
 
+/// The gRPC glue for every service of every file, in grpcio's shape.
 fn services(files: &[protobuf::descriptor::FileDescriptorProto]) -> Result<String, String> {
     // ".package.Message" -> "super::module::Message", for top-level messages.
     let mut types = HashMap::new();

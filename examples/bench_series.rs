@@ -30,6 +30,7 @@ use grpcio::{ChannelBuilder, EnvBuilder};
 use protobuf::Message;
 use thanos_sidecar::proto::services::StoreClient;
 use thanos_sidecar::proto::store;
+use thanos_sidecar::proto::store_types::LabelMatcher;
 use thanos_sidecar::store::cli::parse_selector;
 use thanos_sidecar::store::matchers::{self, Matcher, Op};
 use thanos_sidecar::store::remote_read::{self, FrameReader};
@@ -69,98 +70,109 @@ fn main() -> Result<(), String> {
     let channel = ChannelBuilder::new(env)
         .max_receive_message_len(i32::MAX)
         .connect(grpc);
-    let client = StoreClient::new(channel);
-    let agent = ureq::AgentBuilder::new().build();
-
+    let bench = Bench {
+        client: StoreClient::new(channel),
+        agent: ureq::AgentBuilder::new().build(),
+        prom,
+        selector,
+        pb_matchers,
+        runs,
+        start,
+        end,
+    };
     if std::env::var_os("BENCH_LABELS").is_some_and(|v| v == "1") {
-        return label_calls(
-            &client,
-            &agent,
-            prom,
-            selector,
-            &pb_matchers,
-            runs,
-            start,
-            end,
-        );
+        return bench.label_calls();
     }
     if std::env::var_os("BENCH_SKIP_CHUNKS").is_some_and(|v| v == "1") {
-        return skip_chunks(
-            &client,
-            &agent,
-            prom,
-            selector,
-            &pb_matchers,
-            runs,
-            start,
-            end,
-        );
+        return bench.skip_chunks();
     }
+    bench.chunks(&ms)
+}
 
-    // BENCH_FORWARD_ADDRESS: a byte forwarder to Prometheus (`examples/forward`);
-    // the direct read is then also made through it.
-    let forward = std::env::var("BENCH_FORWARD_ADDRESS")
-        .ok()
-        .filter(|v| !v.is_empty());
-    let (mut sidecar, mut direct, mut forwarded) =
-        (Side::default(), Side::default(), Side::default());
-    // Series per answer message, as Thanos' querier asks (its
-    // `store.DefaultResponseBatchSize`); BENCH_BATCH=0 asks for one each.
-    let batch_size: i64 = match std::env::var("BENCH_BATCH") {
-        Ok(v) => v.parse().map_err(|e| format!("BENCH_BATCH={v}: {e}"))?,
-        Err(_) => 64,
-    };
-    let mut samples_seen = 0u64;
-    for _ in 0..runs {
-        let n = direct.time(|| remote_read(&agent, prom, start, end, &ms))?;
-        if let Some(forward) = &forward {
-            let via = forwarded
-                .time(|| remote_read(&agent, &format!("http://{forward}"), start, end, &ms))?;
-            if via != n {
-                return Err(format!("sample counts differ: forwarded {via}, direct {n}"));
-            }
-        }
+/// What every mode measures: one query, asked of Prometheus directly and of
+/// the sidecar, `runs` times each in turn.
+struct Bench<'a> {
+    client: StoreClient,
+    agent: ureq::Agent,
+    prom: &'a str,
+    selector: &'a str,
+    pb_matchers: Vec<LabelMatcher>,
+    runs: usize,
+    start: i64,
+    end: i64,
+}
 
-        // Through the sidecar.
-        let via = sidecar.time(|| {
-            let mut req = store::SeriesRequest::new();
-            req.min_time = start;
-            req.max_time = end;
-            req.matchers = pb_matchers.clone();
-            req.response_batch_size = batch_size;
-            // Each answer gathered, then parsed from the slice, as Thanos'
-            // querier (Go's gRPC) takes it: the client's work then matches the
-            // direct read's (BENCHMARKS.md: the client is the busiest process).
-            let mut stream = client
-                .client
-                .server_streaming(&SERIES_AS_BYTES, &req, grpcio::CallOption::default())
-                .map_err(|e| e.to_string())?;
-            let mut via = 0u64;
-            futures::executor::block_on(async {
-                while let Some(bytes) = stream.next().await {
-                    let bytes = bytes.map_err(|e| e.to_string())?;
-                    let frame = store::SeriesResponse::parse_from_bytes(&bytes)
-                        .map_err(|e| e.to_string())?;
-                    let series = match frame.has_batch() {
-                        true => &frame.batch().series[..],
-                        false => std::slice::from_ref(frame.series()),
-                    };
-                    for c in series.iter().flat_map(|s| &s.chunks) {
-                        via += xor::decode(&c.raw.data)?.len() as u64;
-                    }
+impl Bench<'_> {
+    /// Samples: a streamed remote read of Prometheus against the sidecar's
+    /// `Series`, every chunk decoded on both sides.
+    fn chunks(&self, ms: &[Matcher]) -> Result<(), String> {
+        let (runs, start, end) = (self.runs, self.start, self.end);
+        // BENCH_FORWARD_ADDRESS: a byte forwarder to Prometheus (`examples/forward`);
+        // the direct read is then also made through it.
+        let forward = std::env::var("BENCH_FORWARD_ADDRESS")
+            .ok()
+            .filter(|v| !v.is_empty());
+        let (mut sidecar, mut direct, mut forwarded) =
+            (Side::default(), Side::default(), Side::default());
+        // Series per answer message, as Thanos' querier asks (its
+        // `store.DefaultResponseBatchSize`); BENCH_BATCH=0 asks for one each.
+        let batch_size: i64 = match std::env::var("BENCH_BATCH") {
+            Ok(v) => v.parse().map_err(|e| format!("BENCH_BATCH={v}: {e}"))?,
+            Err(_) => 64,
+        };
+        let mut samples_seen = 0u64;
+        for _ in 0..runs {
+            let n = direct.time(|| remote_read(&self.agent, self.prom, start, end, ms))?;
+            if let Some(forward) = &forward {
+                let via = forwarded.time(|| {
+                    remote_read(&self.agent, &format!("http://{forward}"), start, end, ms)
+                })?;
+                if via != n {
+                    return Err(format!("sample counts differ: forwarded {via}, direct {n}"));
                 }
-                Ok::<(), String>(())
+            }
+
+            // Through the sidecar.
+            let via = sidecar.time(|| {
+                let mut req = store::SeriesRequest::new();
+                req.min_time = start;
+                req.max_time = end;
+                req.matchers = self.pb_matchers.clone();
+                req.response_batch_size = batch_size;
+                // Each answer gathered, then parsed from the slice, as Thanos'
+                // querier (Go's gRPC) takes it: the client's work then matches the
+                // direct read's (BENCHMARKS.md: the client is the busiest process).
+                let mut stream = self
+                    .client
+                    .client
+                    .server_streaming(&SERIES_AS_BYTES, &req, grpcio::CallOption::default())
+                    .map_err(|e| e.to_string())?;
+                let mut via = 0u64;
+                futures::executor::block_on(async {
+                    while let Some(bytes) = stream.next().await {
+                        let bytes = bytes.map_err(|e| e.to_string())?;
+                        let frame = store::SeriesResponse::parse_from_bytes(&bytes)
+                            .map_err(|e| e.to_string())?;
+                        let series = match frame.has_batch() {
+                            true => &frame.batch().series[..],
+                            false => std::slice::from_ref(frame.series()),
+                        };
+                        for c in series.iter().flat_map(|s| &s.chunks) {
+                            via += xor::decode(&c.raw.data)?.len() as u64;
+                        }
+                    }
+                    Ok::<(), String>(())
+                })?;
+                Ok(via)
             })?;
-            Ok(via)
-        })?;
-        if via != n {
-            return Err(format!("sample counts differ: sidecar {via}, direct {n}"));
+            if via != n {
+                return Err(format!("sample counts differ: sidecar {via}, direct {n}"));
+            }
+            samples_seen = n;
         }
-        samples_seen = n;
-    }
-    let total = samples_seen as f64 * runs as f64;
-    let rate = |side: &Side| total / side.secs;
-    let mut line = format!(
+        let total = samples_seen as f64 * runs as f64;
+        let rate = |side: &Side| total / side.secs;
+        let mut line = format!(
         "samples={samples_seen} runs={runs} sidecar_samples_per_s={:.0} direct_samples_per_s={:.0} ratio={:.3} client_cpu_sidecar_s={:.2} client_cpu_direct_s={:.2}",
         rate(&sidecar),
         rate(&direct),
@@ -168,16 +180,145 @@ fn main() -> Result<(), String> {
         sidecar.cpu,
         direct.cpu,
     );
-    if forward.is_some() {
-        line += &format!(
-            " forwarded_samples_per_s={:.0} forwarded_ratio={:.3} client_cpu_forwarded_s={:.2}",
-            rate(&forwarded),
-            rate(&forwarded) / rate(&direct),
-            forwarded.cpu
-        );
+        if forward.is_some() {
+            line += &format!(
+                " forwarded_samples_per_s={:.0} forwarded_ratio={:.3} client_cpu_forwarded_s={:.2}",
+                rate(&forwarded),
+                rate(&forwarded) / rate(&direct),
+                forwarded.cpu
+            );
+        }
+        println!("{line}");
+        Ok(())
     }
-    println!("{line}");
-    Ok(())
+
+    /// Series of label sets only: Prometheus' series API directly, then the
+    /// sidecar's `Series` with `skip_chunks`, alternating.
+    fn skip_chunks(&self) -> Result<(), String> {
+        let (runs, start, end) = (self.runs, self.start, self.end);
+        let (mut sidecar_secs, mut direct_secs, mut series_seen) = (0.0, 0.0, 0u64);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let answer = self.prometheus_api("/api/v1/series")?;
+            let direct = answer.as_array().map_or(0, |a| a.len()) as u64;
+            direct_secs += t.elapsed().as_secs_f64();
+
+            let t = Instant::now();
+            let mut req = store::SeriesRequest::new();
+            req.min_time = start;
+            req.max_time = end;
+            req.matchers = self.pb_matchers.to_vec();
+            req.skip_chunks = true;
+            let mut stream = self.client.series(&req).map_err(|e| e.to_string())?;
+            let mut via = 0u64;
+            futures::executor::block_on(async {
+                while let Some(frame) = stream.next().await {
+                    frame.map_err(|e| e.to_string())?;
+                    via += 1;
+                }
+                Ok::<(), String>(())
+            })?;
+            sidecar_secs += t.elapsed().as_secs_f64();
+            if via != direct {
+                return Err(format!(
+                    "series counts differ: sidecar {via}, direct {direct}"
+                ));
+            }
+            series_seen = via;
+        }
+        let sidecar_rate = series_seen as f64 * runs as f64 / sidecar_secs;
+        let direct_rate = series_seen as f64 * runs as f64 / direct_secs;
+        println!(
+        "series={series_seen} runs={runs} sidecar_series_per_s={sidecar_rate:.0} direct_series_per_s={direct_rate:.0} ratio={:.3}",
+        sidecar_rate / direct_rate
+    );
+        Ok(())
+    }
+
+    /// The label calls against Prometheus' label APIs, alternating per run;
+    /// both sides' answers are checked against each other.
+    fn label_calls(&self) -> Result<(), String> {
+        let (runs, start, end) = (self.runs, self.start, self.end);
+        let direct = |path: &str| -> Result<Vec<String>, String> {
+            let answer = self.prometheus_api(path)?;
+            Ok(answer
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default())
+        };
+        let (mut names_via, mut names_direct, mut values_via, mut values_direct) =
+            (0.0, 0.0, 0.0, 0.0);
+        for _ in 0..runs {
+            let t = Instant::now();
+            let want_names = direct("/api/v1/labels")?;
+            names_direct += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut req = store::LabelNamesRequest::new();
+            req.start = start;
+            req.end = end;
+            req.matchers = self.pb_matchers.to_vec();
+            let names = self.client.label_names(&req).map_err(|e| e.to_string())?;
+            names_via += t.elapsed().as_secs_f64();
+            // The sidecar adds the external labels' names.
+            if !want_names.iter().all(|n| names.names.contains(n)) {
+                return Err(format!(
+                    "label names differ: {:?} vs {want_names:?}",
+                    names.names
+                ));
+            }
+
+            let t = Instant::now();
+            let want_values = direct("/api/v1/label/i/values")?;
+            values_direct += t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            let mut req = store::LabelValuesRequest::new();
+            req.label = "i".into();
+            req.start = start;
+            req.end = end;
+            req.matchers = self.pb_matchers.to_vec();
+            let values = self.client.label_values(&req).map_err(|e| e.to_string())?;
+            values_via += t.elapsed().as_secs_f64();
+            if values.values != want_values {
+                return Err(format!(
+                    "label values differ: {} vs {}",
+                    values.values.len(),
+                    want_values.len()
+                ));
+            }
+        }
+        let us = |secs: f64| secs / runs as f64 * 1e6;
+        println!(
+        "runs={runs} names_sidecar_us={:.0} names_direct_us={:.0} names_ratio={:.3} values_sidecar_us={:.0} values_direct_us={:.0} values_ratio={:.3}",
+        us(names_via),
+        us(names_direct),
+        names_direct / names_via,
+        us(values_via),
+        us(values_direct),
+        values_direct / values_via
+    );
+        Ok(())
+    }
+
+    /// The `data` of one of Prometheus' JSON APIs for `selector` over
+    /// `[start, end]` (ms): the direct side of the label-set benchmarks.
+    fn prometheus_api(&self, path: &str) -> Result<serde_json::Value, String> {
+        let mut answer: serde_json::Value = self
+            .agent
+            .get(&format!("{}{path}", self.prom))
+            .query("match[]", self.selector)
+            .query("start", &format!("{}", self.start as f64 / 1000.0))
+            .query("end", &format!("{}", self.end as f64 / 1000.0))
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|resp| {
+                serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string())
+            })?;
+        Ok(answer["data"].take())
+    }
 }
 
 /// One way of reading the answer: its wall time and this process' CPU
@@ -190,7 +331,10 @@ struct Side {
 
 impl Side {
     fn time(&mut self, read: impl FnOnce() -> Result<u64, String>) -> Result<u64, String> {
-        let (t, cpu) = (Instant::now(), process_cpu()?);
+        // The clock starts after the CPU reading and stops before the next:
+        // reading /proc is not part of the answer's time.
+        let cpu = process_cpu()?;
+        let t = Instant::now();
         let samples = read()?;
         self.secs += t.elapsed().as_secs_f64();
         self.cpu += process_cpu()? - cpu;
@@ -242,153 +386,4 @@ fn remote_read(
         }
     }
     Ok(samples)
-}
-
-/// Series of label sets only: Prometheus' series API directly, then the
-/// sidecar's `Series` with `skip_chunks`, alternating.
-#[allow(clippy::too_many_arguments)]
-fn skip_chunks(
-    client: &StoreClient,
-    agent: &ureq::Agent,
-    prom: &str,
-    selector: &str,
-    pb_matchers: &[thanos_sidecar::proto::store_types::LabelMatcher],
-    runs: usize,
-    start: i64,
-    end: i64,
-) -> Result<(), String> {
-    let (mut sidecar_secs, mut direct_secs, mut series_seen) = (0.0, 0.0, 0u64);
-    for _ in 0..runs {
-        let t = Instant::now();
-        let answer = prometheus_api(agent, prom, "/api/v1/series", selector, start, end)?;
-        let direct = answer.as_array().map_or(0, |a| a.len()) as u64;
-        direct_secs += t.elapsed().as_secs_f64();
-
-        let t = Instant::now();
-        let mut req = store::SeriesRequest::new();
-        req.min_time = start;
-        req.max_time = end;
-        req.matchers = pb_matchers.to_vec();
-        req.skip_chunks = true;
-        let mut stream = client.series(&req).map_err(|e| e.to_string())?;
-        let mut via = 0u64;
-        futures::executor::block_on(async {
-            while let Some(frame) = stream.next().await {
-                frame.map_err(|e| e.to_string())?;
-                via += 1;
-            }
-            Ok::<(), String>(())
-        })?;
-        sidecar_secs += t.elapsed().as_secs_f64();
-        if via != direct {
-            return Err(format!(
-                "series counts differ: sidecar {via}, direct {direct}"
-            ));
-        }
-        series_seen = via;
-    }
-    let sidecar_rate = series_seen as f64 * runs as f64 / sidecar_secs;
-    let direct_rate = series_seen as f64 * runs as f64 / direct_secs;
-    println!(
-        "series={series_seen} runs={runs} sidecar_series_per_s={sidecar_rate:.0} direct_series_per_s={direct_rate:.0} ratio={:.3}",
-        sidecar_rate / direct_rate
-    );
-    Ok(())
-}
-
-/// The label calls against Prometheus' label APIs, alternating per run;
-/// both sides' answers are checked against each other.
-#[allow(clippy::too_many_arguments)]
-fn label_calls(
-    client: &StoreClient,
-    agent: &ureq::Agent,
-    prom: &str,
-    selector: &str,
-    pb_matchers: &[thanos_sidecar::proto::store_types::LabelMatcher],
-    runs: usize,
-    start: i64,
-    end: i64,
-) -> Result<(), String> {
-    let direct = |path: &str| -> Result<Vec<String>, String> {
-        let answer = prometheus_api(agent, prom, path, selector, start, end)?;
-        Ok(answer
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default())
-    };
-    let (mut names_via, mut names_direct, mut values_via, mut values_direct) = (0.0, 0.0, 0.0, 0.0);
-    for _ in 0..runs {
-        let t = Instant::now();
-        let want_names = direct("/api/v1/labels")?;
-        names_direct += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut req = store::LabelNamesRequest::new();
-        req.start = start;
-        req.end = end;
-        req.matchers = pb_matchers.to_vec();
-        let names = client.label_names(&req).map_err(|e| e.to_string())?;
-        names_via += t.elapsed().as_secs_f64();
-        // The sidecar adds the external labels' names.
-        if !want_names.iter().all(|n| names.names.contains(n)) {
-            return Err(format!(
-                "label names differ: {:?} vs {want_names:?}",
-                names.names
-            ));
-        }
-
-        let t = Instant::now();
-        let want_values = direct("/api/v1/label/i/values")?;
-        values_direct += t.elapsed().as_secs_f64();
-        let t = Instant::now();
-        let mut req = store::LabelValuesRequest::new();
-        req.label = "i".into();
-        req.start = start;
-        req.end = end;
-        req.matchers = pb_matchers.to_vec();
-        let values = client.label_values(&req).map_err(|e| e.to_string())?;
-        values_via += t.elapsed().as_secs_f64();
-        if values.values != want_values {
-            return Err(format!(
-                "label values differ: {} vs {}",
-                values.values.len(),
-                want_values.len()
-            ));
-        }
-    }
-    let us = |secs: f64| secs / runs as f64 * 1e6;
-    println!(
-        "runs={runs} names_sidecar_us={:.0} names_direct_us={:.0} names_ratio={:.3} values_sidecar_us={:.0} values_direct_us={:.0} values_ratio={:.3}",
-        us(names_via),
-        us(names_direct),
-        names_direct / names_via,
-        us(values_via),
-        us(values_direct),
-        values_direct / values_via
-    );
-    Ok(())
-}
-
-/// The `data` of one of Prometheus' JSON APIs for `selector` over
-/// `[start, end]` (ms): the direct side of the label-set benchmarks.
-fn prometheus_api(
-    agent: &ureq::Agent,
-    prom: &str,
-    path: &str,
-    selector: &str,
-    start: i64,
-    end: i64,
-) -> Result<serde_json::Value, String> {
-    let mut answer: serde_json::Value = agent
-        .get(&format!("{prom}{path}"))
-        .query("match[]", selector)
-        .query("start", &format!("{}", start as f64 / 1000.0))
-        .query("end", &format!("{}", end as f64 / 1000.0))
-        .call()
-        .map_err(|e| e.to_string())
-        .and_then(|resp| serde_json::from_reader(resp.into_reader()).map_err(|e| e.to_string()))?;
-    Ok(answer["data"].take())
 }
