@@ -32,7 +32,7 @@
 //!   capacity 1: one pending wake-up says all that many would.
 //! - The gRPC pool's queue, capacity `--grpc-server-max-queued-calls`:
 //!   beyond it a call is refused with ResourceExhausted.
-//! - A streaming call's frames, worker → completion queue, capacity 16
+//! - A streaming call's frames, worker → completion queue, capacity 4
 //!   (Series) or the API's own: the worker blocks while a slow client
 //!   reads, so one call holds a bounded amount of memory.
 //!
@@ -57,6 +57,7 @@
 //! takes the grace period and about a second, whatever is stuck.
 
 pub mod actor;
+pub mod allocator;
 pub mod apis;
 pub mod build_info;
 pub mod envsubst;

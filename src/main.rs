@@ -7,8 +7,8 @@ use crossbeam_channel::select;
 
 use thanos_sidecar::flags::{self, Config, Parsed};
 use thanos_sidecar::{
-    actor, build_info, grpc, heartbeat, http, logging, metadata, objstore, prometheus, reloader,
-    sd_notify, shipper, signals, store, Event,
+    actor, allocator, build_info, grpc, heartbeat, http, logging, metadata, objstore, prometheus,
+    reloader, sd_notify, shipper, signals, store, Event,
 };
 
 // The static binary's allocator (Cargo.toml says why): mimalloc serves
@@ -18,8 +18,7 @@ use thanos_sidecar::{
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    #[cfg(target_env = "musl")]
-    purge_freed_memory_at_once();
+    allocator::give_freed_pages_back_at_once();
     let argv: Vec<String> = match std::env::args_os()
         .skip(1)
         .map(|a| a.into_string())
@@ -244,21 +243,6 @@ fn run(args: &flags::Args) -> Result<(), String> {
     drop(shipper);
     drop(signals);
     result
-}
-
-/// mimalloc returns freed pages to the OS after `purge_delay` ms (1000 by
-/// default); at 0 it does so at once, which keeps a busy sidecar's memory
-/// at what its calls in flight use (Cargo.toml says why). A
-/// `MIMALLOC_PURGE_DELAY` in the environment still wins.
-#[cfg(target_env = "musl")]
-fn purge_freed_memory_at_once() {
-    /// `mi_option_purge_delay` in mimalloc v3's `mi_option_t` (mimalloc.h);
-    /// the crate does not export the constant.
-    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-    // SAFETY: mi_option_set_default only stores an integer into mimalloc's
-    // option table when the option is not set yet; it has no preconditions
-    // and may be called at any time from any thread.
-    unsafe { libmimalloc_sys::mi_option_set_default(PURGE_DELAY, 0) }
 }
 
 /// The shipper, once Prometheus' external labels are known.

@@ -4,7 +4,10 @@
 //! A pool, not a thread per call: a thread that finished a call waits for
 //! the next one, so a steady querier load runs on a steady set of threads,
 //! and the memory of their stacks and allocator caches is a function of the
-//! calls in flight rather than churned with every call. Threads start when
+//! calls in flight rather than churned with every call. Each thread hands
+//! its allocator cache back after a call and again once idle
+//! ([`crate::allocator::release_thread_cache`]), so what it keeps does not
+//! depend on which calls it ran last. Threads start when
 //! every running one is busy, up to `--grpc-server-max-workers` (256);
 //! beyond that calls wait in a queue of `--grpc-server-max-queued-calls`
 //! (1024), and a call that finds the queue full is refused with
@@ -216,6 +219,11 @@ fn work(pool: &Shared) {
         let job = match next {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
+                if waited.is_zero() {
+                    // Idle since the last call: what gRPC's thread freed of
+                    // that call's answers since then goes back too.
+                    crate::allocator::release_thread_cache();
+                }
                 waited += POLL;
                 if !(pool.stopping.load(Ordering::Acquire) || waited >= IDLE) {
                     continue;
@@ -256,6 +264,7 @@ fn run(pool: &Shared, (name, state, job): (&'static str, JobState, Job)) -> Left
     // The calls' work catches its own panics (to answer the call); this
     // keeps the thread should anything else panic.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    crate::allocator::release_thread_cache();
     if state
         .compare_exchange(RUNNING, DONE, Ordering::AcqRel, Ordering::Acquire)
         .is_err()
