@@ -4,13 +4,14 @@
 //!
 //! Two settings, each measured (BENCHMARKS.md, Memory over calls served):
 //! freed pages go back to the OS at once rather than after a delay, and each
-//! worker thread hands its allocator cache back after every call. On other
+//! worker thread hands its allocator cache back after every call and once
+//! idle. On other
 //! targets (the glibc host build the tests also run) both do nothing.
 
 /// Freed pages go back to the OS at once (`purge_delay` 0; mimalloc waits
-/// 1 s by default): with a delay each of the worker pool's
-/// threads held on to its recent peak, and a querier fleet's sidecar grew
-/// for minutes (52 MB and climbing against 35 MB flat under 50 clients).
+/// 1 s by default): with a delay each of the worker pool's threads held on
+/// to its recent peak, and a querier fleet's sidecar grew for minutes (52 MB
+/// and climbing against 35 MB flat under 50 clients).
 /// A `MIMALLOC_PURGE_DELAY` in the environment still wins. Call it first
 /// thing in `main`.
 pub fn give_freed_pages_back_at_once() {
