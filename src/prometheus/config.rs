@@ -71,6 +71,41 @@ pub struct TransportConfig {
     pub dialer_timeout: i64,
 }
 
+impl TransportConfig {
+    /// The Go transport keys ureq has no equivalent for, set to something
+    /// other than Thanos' default: an operator who set them expects a change
+    /// this client cannot make. (`disable_compression` is not among them:
+    /// this client never asks for compressed answers.)
+    fn without_effect(&self) -> Vec<&'static str> {
+        let d = TransportConfig::default();
+        [
+            (
+                "idle_conn_timeout",
+                self.idle_conn_timeout != d.idle_conn_timeout,
+            ),
+            (
+                "response_header_timeout",
+                self.response_header_timeout != d.response_header_timeout,
+            ),
+            (
+                "expect_continue_timeout",
+                self.expect_continue_timeout != d.expect_continue_timeout,
+            ),
+            (
+                "max_conns_per_host",
+                self.max_conns_per_host != d.max_conns_per_host,
+            ),
+            (
+                "tls_handshake_timeout",
+                self.tls_handshake_timeout != d.tls_handshake_timeout,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+}
+
 impl Default for TransportConfig {
     fn default() -> Self {
         TransportConfig {
@@ -133,6 +168,11 @@ impl HttpClientConfig {
         })
         .map_err(ConfigError::Yaml)?;
         config.validate()?;
+        for key in config.transport_config.without_effect() {
+            warn(format!(
+                "transport_config.{key} in the Prometheus HTTP client config has no effect in this sidecar"
+            ));
+        }
         Ok(config)
     }
 
@@ -173,6 +213,31 @@ impl HttpClientConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transport_keys_without_effect_are_named_when_set() {
+        let mut warnings = Vec::new();
+        HttpClientConfig::parse(
+            "transport_config:\n  max_idle_conns_per_host: 8\n  dialer_timeout: 1000000000\n  idle_conn_timeout: 30000000000\n  max_conns_per_host: 4\n  disable_compression: true\n",
+            |w| warnings.push(w),
+        )
+        .unwrap();
+        assert_eq!(
+            warnings,
+            [
+                "transport_config.idle_conn_timeout in the Prometheus HTTP client config has no effect in this sidecar",
+                "transport_config.max_conns_per_host in the Prometheus HTTP client config has no effect in this sidecar",
+            ]
+        );
+        // Thanos' defaults written out change nothing, so say nothing.
+        let mut warnings = Vec::new();
+        HttpClientConfig::parse(
+            "transport_config: {idle_conn_timeout: 90000000000, tls_handshake_timeout: 10000000000}\n",
+            |w| warnings.push(w),
+        )
+        .unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
 
     #[test]
     fn http_client_config_validation_names_the_key() {
