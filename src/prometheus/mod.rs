@@ -106,8 +106,8 @@ impl Secret {
 
 impl Client {
     pub fn new(base: url::Url, config: &HttpClientConfig) -> Result<Client, ConfigError> {
-        let dial = Duration::from_nanos(config.transport_config.dialer_timeout.max(0) as u64);
         let transport = &config.transport_config;
+        let dial = Duration::from_nanos(transport.dialer_timeout.max(0) as u64);
         let mut builder = idle_pool(
             ureq::AgentBuilder::new(),
             transport.max_idle_conns,
