@@ -151,6 +151,7 @@ impl Bench<'_> {
                 futures::executor::block_on(async {
                     while let Some(bytes) = stream.next().await {
                         let bytes = bytes.map_err(|e| e.to_string())?;
+                        arrived();
                         let frame = store::SeriesResponse::parse_from_bytes(&bytes)
                             .map_err(|e| e.to_string())?;
                         let series = match frame.has_batch() {
@@ -173,12 +174,14 @@ impl Bench<'_> {
         let total = samples_seen as f64 * runs as f64;
         let rate = |side: &Side| total / side.secs;
         let mut line = format!(
-        "samples={samples_seen} runs={runs} sidecar_samples_per_s={:.0} direct_samples_per_s={:.0} ratio={:.3} client_cpu_sidecar_s={:.2} client_cpu_direct_s={:.2}",
+        "samples={samples_seen} runs={runs} sidecar_samples_per_s={:.0} direct_samples_per_s={:.0} ratio={:.3} client_cpu_sidecar_s={:.2} client_cpu_direct_s={:.2} first_answer_ms_sidecar={:.3} first_answer_ms_direct={:.3}",
         rate(&sidecar),
         rate(&direct),
         rate(&sidecar) / rate(&direct),
         sidecar.cpu,
         direct.cpu,
+        sidecar.first * 1e3 / runs as f64,
+        direct.first * 1e3 / runs as f64,
     );
         if forward.is_some() {
             line += &format!(
@@ -327,6 +330,22 @@ impl Bench<'_> {
 struct Side {
     secs: f64,
     cpu: f64,
+    /// Seconds from the call to its first message or frame, summed.
+    first: f64,
+}
+
+thread_local! {
+    /// When the current read's first message or frame arrived.
+    static FIRST: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Notes the arrival of a read's message or frame (only the first counts).
+fn arrived() {
+    FIRST.with(|f| {
+        if f.get().is_none() {
+            f.set(Some(Instant::now()));
+        }
+    });
 }
 
 impl Side {
@@ -334,9 +353,13 @@ impl Side {
         // The clock starts after the CPU reading and stops before the next:
         // reading /proc is not part of the answer's time.
         let cpu = process_cpu()?;
+        FIRST.with(|f| f.set(None));
         let t = Instant::now();
         let samples = read()?;
         self.secs += t.elapsed().as_secs_f64();
+        if let Some(first) = FIRST.with(|f| f.get()) {
+            self.first += (first - t).as_secs_f64();
+        }
         self.cpu += process_cpu()? - cpu;
         Ok(samples)
     }
@@ -379,6 +402,7 @@ fn remote_read(
     let mut frames = FrameReader::new(resp.into_reader());
     let mut samples = 0u64;
     while let Some(frame) = frames.next_frame()? {
+        arrived();
         for s in frame.chunked_series {
             for c in s.chunks {
                 samples += xor::decode(&c.data)?.len() as u64;
