@@ -179,7 +179,7 @@ fn insertion_mode(
     let Some(n0) = added.keys().next() else {
         return Mode::Streaming;
     };
-    let names: Vec<&String> = added.keys().collect();
+    let names: Vec<String> = added.keys().cloned().collect();
     if own_labels_named(store, matchers, min_time, max_time, &names) {
         Mode::Prefix {
             n0: n0.clone(),
@@ -210,15 +210,16 @@ fn series_with_chunks(
             }
             e => unknown(e.to_string()),
         })?;
-    // Asked once the read has begun: Prometheus keeps writing frames into
-    // the socket meanwhile, so the check's round trip overlaps the answer
-    // instead of preceding it (a tenth of a small call's time).
-    let mode = sort_mode(store, matchers, min_time, req.max_time, external, without);
     let content_type = resp.header("Content-Type").unwrap_or("").to_string();
     let shard = req.shard_info.as_ref().filter(|s| s.total_shards >= 1);
     if content_type.starts_with(remote_read::STREAMED_CONTENT_TYPE) {
         let mut frames = FrameReader::new(resp.into_reader());
-        let mut sorter = Sorter::new(mode);
+        let (mut sorter, mut ask) = match order(external, without) {
+            Order::Known(mode) => (Sorter::new(mode), None),
+            Order::Ask { names, if_named } => (Sorter::undecided(), Some((names, if_named))),
+        };
+        // Frame bytes the undecided sorter holds.
+        let mut held = 0usize;
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
@@ -228,6 +229,17 @@ fn series_with_chunks(
                 .map_err(|e| unknown(format!("next proto: {e}")))?;
             let Some(frame) = frame else { break };
             received.count += 1;
+            // Past SORTED_WHOLE_BYTES the order must be known to go on.
+            // Asked once the read has begun, the check sees every series
+            // the read does.
+            if let Some((names, if_named)) = ask.take_if(|_| {
+                held += frame.len();
+                held > SORTED_WHOLE_BYTES
+            }) {
+                let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
+                let mode = if named { if_named } else { Mode::Streaming };
+                sorter.decide(mode, &mut emit)?;
+            }
             // The chunks stay in the frame; its series share it.
             let bytes = Arc::new(frame);
             let scanned = wire::scan_frame(&bytes)
@@ -264,48 +276,49 @@ fn series_with_chunks(
     }
 }
 
-/// Decides whether the transform can reorder this answer (see `sort`).
+/// What the request alone says of the answer's order (see `sort`).
 ///
-/// Deleting an external label always can. Otherwise only series with their
-/// own label named like an external label (Prometheus keeps the series' own
-/// value, the sidecar overwrites it) or like a label to delete can move; one
-/// `/api/v1/series` call finds out whether any exists (it is cheap when none
-/// does: the label's postings are empty). The series API knows no external
-/// labels, so whatever it returns for those names is a series' own label.
-fn sort_mode(
-    store: &Store,
-    matchers: &[Matcher],
-    min_time: i64,
-    max_time: i64,
-    external: &Labels,
-    without: &HashSet<String>,
-) -> Mode {
-    let names: Vec<&String> = external.keys().chain(without.iter()).collect();
-    let Some(n0) = names.iter().min().map(|n| n.to_string()) else {
-        return Mode::Streaming;
+/// Deleting an external label always can reorder. Otherwise only series with
+/// their own label named like an external label (Prometheus keeps the
+/// series' own value, the sidecar overwrites it) or like a label to delete
+/// can move, and only Prometheus knows whether the answer has any.
+enum Order {
+    Known(Mode),
+    /// `if_named` if a selected series has an own label named in `names`
+    /// ([`own_labels_named`]), else streaming.
+    Ask {
+        names: Vec<String>,
+        if_named: Mode,
+    },
+}
+
+fn order(external: &Labels, without: &HashSet<String>) -> Order {
+    let names: Vec<String> = external.keys().chain(without.iter()).cloned().collect();
+    let Some(n0) = names.iter().min().cloned() else {
+        return Order::Known(Mode::Streaming);
     };
     if without.iter().any(|n| external.contains_key(n)) {
-        return Mode::Prefix { n0, deletion: true };
+        return Order::Known(Mode::Prefix { n0, deletion: true });
     }
-    if own_labels_named(store, matchers, min_time, max_time, &names) {
-        Mode::Prefix {
-            n0,
-            deletion: !without.is_empty(),
-        }
-    } else {
-        Mode::Streaming
-    }
+    let if_named = Mode::Prefix {
+        n0,
+        deletion: !without.is_empty(),
+    };
+    Order::Ask { names, if_named }
 }
 
 /// Whether any series the matchers select has an own label named in
 /// `names`, or the call to find out failed (then the caller sorts
-/// conservatively). It reads no further than the first such series.
+/// conservatively). It reads no further than the first such series: one
+/// `/api/v1/series` call, cheap when none exists (the label's postings are
+/// empty). The series API knows no external labels, so whatever it returns
+/// for those names is a series' own label.
 fn own_labels_named(
     store: &Store,
     matchers: &[Matcher],
     min_time: i64,
     max_time: i64,
-    names: &[&String],
+    names: &[String],
 ) -> bool {
     let selectors: Vec<String> = names
         .iter()
@@ -447,6 +460,13 @@ fn series_from_samples(
 /// 0.5–5 KB) still go 64 to a message, as the Go sidecar sends them; the
 /// querier reads a batch's series whatever the batch's size.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
+
+/// An answer of at most this many frame bytes is held and sorted whole
+/// before its first series is sent, without asking Prometheus whether the
+/// transform can reorder it: that question costs a round trip, a third of
+/// a small call's time (BENCHMARKS.md, Series), and a batch holds this much
+/// anyway.
+const SORTED_WHOLE_BYTES: usize = MAX_BATCH_BYTES;
 
 /// Batches series into frames and enforces the request limits on what is
 /// actually sent, frame by frame (as Thanos' `pkg/store/limiter.go` counts).
@@ -800,10 +820,87 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
-        // Plain request: the pre-check finds no own external-named labels,
-        // so the answer streams in Prometheus' order.
+        // Plain request: the transform keeps Prometheus' order.
         let got = collect(&store, request_for("m")).unwrap();
         assert_eq!(got, inputs);
+        server.unblock();
+        let seen = thread.join().unwrap();
+        // Answers this small are sorted whole: no order check was asked.
+        assert!(
+            !seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+            "{seen:?}"
+        );
+    }
+
+    /// Prometheus' answer for series whose own `cluster` label (kept by
+    /// Prometheus, overwritten by the sidecar's `cluster="test"`) puts them
+    /// out of the sidecar's order; `pad` bytes of chunk data each.
+    fn own_cluster_labels(n: usize, pad: usize) -> (Vec<u8>, Vec<Key>) {
+        let mut inputs = Vec::new();
+        for i in 0..n {
+            // `a` sorts before `test`, so Prometheus sends the own-labelled
+            // series first, and the sidecar's order differs by `i`.
+            let cluster = if i % 2 == 0 { "a" } else { "test" };
+            inputs.push(key(&[
+                ("__name__", "m"),
+                ("cluster", cluster),
+                ("i", &format!("{:03}", n - i)),
+                ("replica", "0"),
+            ]));
+        }
+        inputs.sort();
+        let mut bytes = Vec::new();
+        for input in &inputs {
+            let pairs: Vec<(&str, &str)> = input
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            let mut c = prom_types::Chunk::new();
+            c.type_ = prom_types::chunk::Encoding::XOR.into();
+            c.data = xor::encode(&[(1000, 1.0)]);
+            c.data.resize(c.data.len() + pad, 0);
+            let mut frame = prom_remote::ChunkedReadResponse::new();
+            frame
+                .chunked_series
+                .push(remote_read::chunked_series(&pairs, vec![c]));
+            remote_read::write_frame(&mut bytes, &frame).unwrap();
+        }
+        let mut want: Vec<Key> = inputs
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|(n, v)| match n.as_str() {
+                        "cluster" => (n.clone(), "test".to_string()),
+                        _ => (n.clone(), v.clone()),
+                    })
+                    .collect()
+            })
+            .collect();
+        want.sort();
+        (bytes, want)
+    }
+
+    #[test]
+    fn a_small_answer_is_sorted_whole_without_an_order_check() {
+        // The series API would deny any own `cluster` label: not asked.
+        let (frames, want) = own_cluster_labels(6, 0);
+        let (url, server, thread) = fake_prometheus(frames, "[]");
+        let store = test_store(&url, Limits::default());
+        assert_eq!(collect(&store, request_for("m")).unwrap(), want);
+        server.unblock();
+        let seen = thread.join().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with("/api/v1/read"), "{seen:?}");
+    }
+
+    #[test]
+    fn a_large_answer_asks_for_own_labels_and_is_sorted() {
+        // 40 series of 16 KiB: past what is sorted whole.
+        let (frames, want) = own_cluster_labels(40, 16 * 1024);
+        let own = r#"[{"__name__":"m","cluster":"a","i":"040","replica":"0"}]"#;
+        let (url, server, thread) = fake_prometheus(frames, own);
+        let store = test_store(&url, Limits::default());
+        assert_eq!(collect(&store, request_for("m")).unwrap(), want);
         server.unblock();
         let seen = thread.join().unwrap();
         assert!(

@@ -6,6 +6,8 @@
 //! position, input order is output order and each series leaves at once
 //! ([`Mode::Streaming`]): memory stays flat. Otherwise series wait in a sorted
 //! buffer until no later input can sort before them ([`Mode::Prefix`]).
+//! Until the caller knows which applies, an undecided sorter holds every
+//! series: an answer that ends first is sorted whole.
 //!
 //! Why the bound is safe: let `n0` be the smallest label name the transform may
 //! change, and `P(c)` the labels of the current input `c` whose names are
@@ -50,7 +52,8 @@ pub enum Mode {
 }
 
 pub struct Sorter<T> {
-    mode: Mode,
+    /// `None` until [`Sorter::decide`]: everything is held, sorted.
+    mode: Option<Mode>,
     pending: BTreeMap<Key, Vec<T>>,
     pending_len: usize,
     /// Largest number of series held at once (reported in debug logs, tested).
@@ -60,13 +63,39 @@ pub struct Sorter<T> {
 
 impl<T> Sorter<T> {
     pub fn new(mode: Mode) -> Self {
+        let mut sorter = Sorter::undecided();
+        sorter.mode = Some(mode);
+        sorter
+    }
+
+    /// A sorter that holds every series, in order, until told its mode: an
+    /// answer that ends first is sorted whole, and nobody had to ask
+    /// whether the transform can reorder it.
+    pub fn undecided() -> Self {
         Sorter {
-            mode,
+            mode: None,
             pending: BTreeMap::new(),
             pending_len: 0,
             peak: 0,
             last: None,
         }
+    }
+
+    /// Sets the mode of an undecided sorter and sends what it allows: in
+    /// streaming mode everything held (input order is output order), in the
+    /// others what the next push's bound lets through.
+    pub fn decide<E>(
+        &mut self,
+        mode: Mode,
+        emit: &mut impl FnMut(T) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let streaming = mode == Mode::Streaming;
+        self.mode = Some(mode);
+        if streaming {
+            self.last = self.pending.last_key_value().map(|(k, _)| k.clone());
+            return self.finish(emit);
+        }
+        Ok(())
     }
 
     /// Accepts one series: `input` is Prometheus' label set (sorted), `output`
@@ -79,7 +108,11 @@ impl<T> Sorter<T> {
         emit: &mut impl FnMut(T) -> Result<(), E>,
     ) -> Result<(), E> {
         match &self.mode {
-            Mode::Streaming => {
+            None => {
+                self.hold(output, item);
+                Ok(())
+            }
+            Some(Mode::Streaming) => {
                 if let Some(last) = &self.last {
                     if output < *last {
                         // Cannot happen if the mode was chosen right; worth knowing if it does.
@@ -89,7 +122,7 @@ impl<T> Sorter<T> {
                 self.last = Some(output);
                 emit(item)
             }
-            Mode::Prefix { n0, deletion } => {
+            Some(Mode::Prefix { n0, deletion }) => {
                 let below: usize = input.iter().take_while(|(n, _)| n < n0).count();
                 let keep = if *deletion { below.min(1) } else { below };
                 let bound: Key = input[..keep].to_vec();
@@ -99,7 +132,7 @@ impl<T> Sorter<T> {
                 }
                 self.flush_through(&bound, emit)
             }
-            Mode::Insertion => {
+            Some(Mode::Insertion) => {
                 let end = input
                     .last()
                     .and_then(|(last, _)| output.iter().position(|(n, _)| n == last));
@@ -260,6 +293,65 @@ mod tests {
         let (out, peak) = run(Mode::Streaming, &inputs, |k| k.clone());
         assert_eq!(out, inputs);
         assert_eq!(peak, 0);
+    }
+
+    #[test]
+    fn an_undecided_sorter_sorts_a_whole_answer_or_hands_over_to_its_mode() {
+        // Deleting `replica` reorders these; nothing is sent undecided.
+        let inputs = [
+            key(&[("__name__", "m"), ("a", "1"), ("replica", "0")]),
+            key(&[("__name__", "m"), ("replica", "0")]),
+            key(&[("__name__", "m"), ("replica", "0"), ("z", "1")]),
+            key(&[("__name__", "n"), ("replica", "0")]),
+        ];
+        let gone = delete("replica");
+        let mut want: Vec<Key> = inputs.iter().map(&gone).collect();
+        want.sort();
+        for decided_after in [None, Some(0), Some(1), Some(3)] {
+            let mut sorter = Sorter::undecided();
+            let mut out = Vec::new();
+            let mut emit = |k: Key| -> Result<(), ()> {
+                out.push(k);
+                Ok(())
+            };
+            for (i, input) in inputs.iter().enumerate() {
+                if decided_after == Some(i) {
+                    let mode = Mode::Prefix {
+                        n0: "replica".into(),
+                        deletion: true,
+                    };
+                    sorter.decide(mode, &mut emit).unwrap();
+                }
+                let o = gone(input);
+                sorter.push(input, o.clone(), o, &mut emit).unwrap();
+            }
+            sorter.finish(&mut emit).unwrap();
+            assert_eq!(out, want, "decided before input {decided_after:?}");
+        }
+
+        // Decided streaming, what was held goes at once, in order.
+        let inputs: Vec<Key> = (0..5)
+            .map(|i| key(&[("__name__", "m"), ("i", &format!("{i}"))]))
+            .collect();
+        let mut sorter = Sorter::undecided();
+        let mut out = Vec::new();
+        let mut emit = |k: Key| -> Result<(), ()> {
+            out.push(k);
+            Ok(())
+        };
+        for input in &inputs[..3] {
+            sorter
+                .push(input, input.clone(), input.clone(), &mut emit)
+                .unwrap();
+        }
+        sorter.decide(Mode::Streaming, &mut emit).unwrap();
+        for input in &inputs[3..] {
+            sorter
+                .push(input, input.clone(), input.clone(), &mut emit)
+                .unwrap();
+        }
+        assert_eq!(out, inputs);
+        assert_eq!(sorter.peak, 3);
     }
 
     /// Inserts `labels` (names no input has), external labels' way.
