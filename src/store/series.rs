@@ -745,6 +745,11 @@ mod tests {
     }
 
     fn stream_of(inputs: &[Key]) -> Vec<u8> {
+        padded_stream_of(inputs, 0)
+    }
+
+    /// Frames of one series each, one sample and `pad` more bytes a chunk.
+    fn padded_stream_of(inputs: &[Key], pad: usize) -> Vec<u8> {
         let mut bytes = Vec::new();
         for input in inputs {
             let pairs: Vec<(&str, &str)> = input
@@ -754,6 +759,7 @@ mod tests {
             let mut c = prom_types::Chunk::new();
             c.type_ = prom_types::chunk::Encoding::XOR.into();
             c.data = xor::encode(&[(1000, 1.0)]);
+            c.data.resize(c.data.len() + pad, 0);
             let mut frame = prom_remote::ChunkedReadResponse::new();
             frame
                 .chunked_series
@@ -849,22 +855,7 @@ mod tests {
             ]));
         }
         inputs.sort();
-        let mut bytes = Vec::new();
-        for input in &inputs {
-            let pairs: Vec<(&str, &str)> = input
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_str()))
-                .collect();
-            let mut c = prom_types::Chunk::new();
-            c.type_ = prom_types::chunk::Encoding::XOR.into();
-            c.data = xor::encode(&[(1000, 1.0)]);
-            c.data.resize(c.data.len() + pad, 0);
-            let mut frame = prom_remote::ChunkedReadResponse::new();
-            frame
-                .chunked_series
-                .push(remote_read::chunked_series(&pairs, vec![c]));
-            remote_read::write_frame(&mut bytes, &frame).unwrap();
-        }
+        let bytes = padded_stream_of(&inputs, pad);
         let mut want: Vec<Key> = inputs
             .iter()
             .map(|k| {
