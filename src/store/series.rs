@@ -101,7 +101,6 @@ fn series_without_chunks(
         .filter(|(name, _)| !without.contains(*name))
         .map(|(n, v)| (n.clone(), v.clone()))
         .collect();
-    let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
     let range = TimeRange {
         start_ms: min_time,
         end_ms: req.max_time,
@@ -113,7 +112,13 @@ fn series_without_chunks(
     // lists head series in the order they were created.
     let selector = matchers::selector(matchers);
     let selectors = [selector.clone(), selector];
-    let mut sorter = Sorter::new(mode);
+    // As on the chunks path: a small answer is sorted whole, a larger one
+    // asks whether it must be reordered once past that size.
+    let (mut sorter, mut ask) = match added.is_empty() {
+        true => (Sorter::new(Mode::Streaming), false),
+        false => (Sorter::undecided(), true),
+    };
+    let mut held = 0usize;
     let mut emit = |s: wire::Series| emitter.push(s);
     let no_chunks = Arc::new(Vec::new());
     let mut previous: Option<Key> = None;
@@ -123,6 +128,12 @@ fn series_without_chunks(
         &range,
         store.api_timeout,
         &mut |labels: Labels| -> Result<(), RpcStatus> {
+            if ask && held >= SORTED_WHOLE_SERIES {
+                ask = false;
+                let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
+                sorter.decide(mode, &mut emit)?;
+            }
+            held += 1;
             let input: Key = labels.into_iter().collect();
             if !disordered && previous.as_ref().is_some_and(|p| input < *p) {
                 // Not Prometheus' behaviour; the order sent may then be off.
@@ -218,8 +229,8 @@ fn series_with_chunks(
             Order::Known(mode) => (Sorter::new(mode), None),
             Order::Ask { names, if_named } => (Sorter::undecided(), Some((names, if_named))),
         };
-        // Frame bytes the undecided sorter holds.
-        let mut held = 0usize;
+        // Frame bytes and series the undecided sorter holds.
+        let (mut held, mut held_series) = (0usize, 0usize);
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
@@ -229,12 +240,12 @@ fn series_with_chunks(
                 .map_err(|e| unknown(format!("next proto: {e}")))?;
             let Some(frame) = frame else { break };
             received.count += 1;
-            // Past SORTED_WHOLE_BYTES the order must be known to go on.
+            // Past SORTED_WHOLE_* the order must be known to go on.
             // Asked once the read has begun, the check sees every series
             // the read does.
             if let Some((names, if_named)) = ask.take_if(|_| {
                 held += frame.len();
-                held > SORTED_WHOLE_BYTES
+                held > SORTED_WHOLE_BYTES || held_series >= SORTED_WHOLE_SERIES
             }) {
                 let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
                 let mode = if named { if_named } else { Mode::Streaming };
@@ -260,6 +271,7 @@ fn series_with_chunks(
                     bytes: bytes.clone(),
                 };
                 sorter.push(&series.labels, output, item, &mut emit)?;
+                held_series += 1;
             }
         }
         sorter.finish(&mut emit)?;
@@ -461,12 +473,14 @@ fn series_from_samples(
 /// querier reads a batch's series whatever the batch's size.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// An answer of at most this many frame bytes is held and sorted whole
-/// before its first series is sent, without asking Prometheus whether the
-/// transform can reorder it: that question costs a round trip, a third of
-/// a small call's time (BENCHMARKS.md, Series), and a batch holds this much
-/// anyway.
+/// An answer of at most this many frame bytes and series is held and
+/// sorted whole before its first series is sent, without asking Prometheus
+/// whether the transform can reorder it: that question costs a round trip,
+/// a third of a small call's time (BENCHMARKS.md, Series), and a batch of
+/// Thanos' querier (64 series, its `store.DefaultResponseBatchSize`) holds
+/// this much anyway.
 const SORTED_WHOLE_BYTES: usize = MAX_BATCH_BYTES;
+const SORTED_WHOLE_SERIES: usize = 64;
 
 /// Batches series into frames and enforces the request limits on what is
 /// actually sent, frame by frame (as Thanos' `pkg/store/limiter.go` counts).
@@ -886,18 +900,20 @@ mod tests {
 
     #[test]
     fn a_large_answer_asks_for_own_labels_and_is_sorted() {
-        // 40 series of 16 KiB: past what is sorted whole.
-        let (frames, want) = own_cluster_labels(40, 16 * 1024);
-        let own = r#"[{"__name__":"m","cluster":"a","i":"040","replica":"0"}]"#;
-        let (url, server, thread) = fake_prometheus(frames, own);
-        let store = test_store(&url, Limits::default());
-        assert_eq!(collect(&store, request_for("m")).unwrap(), want);
-        server.unblock();
-        let seen = thread.join().unwrap();
-        assert!(
-            seen.iter().any(|u| u.starts_with("/api/v1/series?")),
-            "{seen:?}"
-        );
+        // Past what is sorted whole: 40 series of 16 KiB, 100 small ones.
+        for (n, pad) in [(40, 16 * 1024), (100, 0)] {
+            let (frames, want) = own_cluster_labels(n, pad);
+            let own = r#"[{"__name__":"m","cluster":"a","i":"040","replica":"0"}]"#;
+            let (url, server, thread) = fake_prometheus(frames, own);
+            let store = test_store(&url, Limits::default());
+            assert_eq!(collect(&store, request_for("m")).unwrap(), want, "{n}");
+            server.unblock();
+            let seen = thread.join().unwrap();
+            assert!(
+                seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+                "{n}: {seen:?}"
+            );
+        }
     }
 
     #[test]
@@ -1130,27 +1146,36 @@ mod tests {
 
     #[test]
     fn skip_chunks_external_labels_win_over_own_ones() {
-        // Own `cluster` values, overwritten by the external one: the order
-        // check finds them and the path sorts as the chunks path does.
-        let mut inputs = vec![
-            key(&[("__name__", "m"), ("cluster", "a-own"), ("job", "z")]),
-            key(&[("__name__", "m"), ("cluster", "zz-own"), ("job", "b")]),
-            key(&[("__name__", "m"), ("job", "m")]),
-            key(&[("__name__", "m"), ("job", "m"), ("x", "1")]),
-        ];
-        inputs.sort();
-        let (url, server, thread) = fake_series_api(
-            label_sets_json(&inputs),
-            r#"[{"__name__":"m","cluster":"a-own","job":"z"}]"#,
-        );
-        let store = test_store(&url, Limits::default());
-        let got = collect(&store, skip_chunks("m")).unwrap();
-        assert_eq!(got, buffered(&inputs, &[]));
-        assert!(got
-            .iter()
-            .all(|k| k.contains(&("cluster".to_string(), "test".to_string()))));
-        server.unblock();
-        thread.join().unwrap();
+        // Own `cluster` values, overwritten by the external one. Four
+        // series are sorted whole; behind 100 others (past what is sorted
+        // whole) the order check finds the own labels and the path sorts as
+        // the chunks path does.
+        for more in [0, 100] {
+            let mut inputs = vec![
+                key(&[("__name__", "n"), ("cluster", "a-own"), ("x", "1")]),
+                key(&[("__name__", "n"), ("cluster", "zz-own"), ("job", "b")]),
+                key(&[("__name__", "n"), ("job", "m")]),
+                key(&[("__name__", "n"), ("job", "m"), ("x", "1")]),
+            ];
+            for i in 0..more {
+                inputs.push(key(&[("__name__", "m"), ("job", &format!("{i:03}"))]));
+            }
+            inputs.sort();
+            let (url, server, thread) = fake_series_api(
+                label_sets_json(&inputs),
+                r#"[{"__name__":"n","cluster":"a-own","x":"1"}]"#,
+            );
+            let store = test_store(&url, Limits::default());
+            let got = collect(&store, skip_chunks("m")).unwrap();
+            assert_eq!(got, buffered(&inputs, &[]));
+            assert!(got
+                .iter()
+                .all(|k| k.contains(&("cluster".to_string(), "test".to_string()))));
+            server.unblock();
+            let seen = thread.join().unwrap();
+            let checked = seen.iter().any(|s| s.iter().any(|m| m.contains("!=")));
+            assert_eq!(checked, more > 0, "{seen:?}");
+        }
     }
 
     #[test]
