@@ -8,8 +8,9 @@
 //! querier asks every store (`BENCH_BATCH` sets another number; 0 or 1 is
 //! a message per series).
 //!
-//! Prints both rates, their ratio and the client's own CPU time on each
-//! path. With `BENCH_FORWARD_ADDRESS=HOST:PORT` (`examples/forward` to Prometheus)
+//! Prints both rates, their ratio, the client's own CPU time on each path
+//! and each path's mean time to its first answer (the first message through
+//! the sidecar, the first frame direct). With `BENCH_FORWARD_ADDRESS=HOST:PORT` (`examples/forward` to Prometheus)
 //! the direct read is also made through that forwarder, and its rate and
 //! ratio to the direct read printed: the cost of a third process that only
 //! copies bytes, on the same cores.

@@ -118,7 +118,7 @@ fn series_without_chunks(
         true => (Sorter::new(Mode::Streaming), false),
         false => (Sorter::undecided(), true),
     };
-    let mut held = 0usize;
+    let mut held_series = 0usize;
     let mut emit = |s: wire::Series| emitter.push(s);
     let no_chunks = Arc::new(Vec::new());
     let mut previous: Option<Key> = None;
@@ -128,12 +128,12 @@ fn series_without_chunks(
         &range,
         store.api_timeout,
         &mut |labels: Labels| -> Result<(), RpcStatus> {
-            if ask && held >= SORTED_WHOLE_SERIES {
+            if ask && held_series >= SORTED_WHOLE_SERIES {
                 ask = false;
                 let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
                 sorter.decide(mode, &mut emit)?;
             }
-            held += 1;
+            held_series += 1;
             let input: Key = labels.into_iter().collect();
             if !disordered && previous.as_ref().is_some_and(|p| input < *p) {
                 // Not Prometheus' behaviour; the order sent may then be off.
