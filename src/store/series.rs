@@ -229,8 +229,8 @@ fn series_with_chunks(
             Order::Known(mode) => (Sorter::new(mode), None),
             Order::Ask { names, if_named } => (Sorter::undecided(), Some((names, if_named))),
         };
-        // Frame bytes and series the undecided sorter holds.
-        let (mut held, mut held_series) = (0usize, 0usize);
+        // Series the undecided sorter holds.
+        let mut held_series = 0usize;
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
@@ -240,13 +240,10 @@ fn series_with_chunks(
                 .map_err(|e| unknown(format!("next proto: {e}")))?;
             let Some(frame) = frame else { break };
             received.count += 1;
-            // Past SORTED_WHOLE_* the order must be known to go on.
+            // Past SORTED_WHOLE_SERIES the order must be known to go on.
             // Asked once the read has begun, the check sees every series
             // the read does.
-            if let Some((names, if_named)) = ask.take_if(|_| {
-                held += frame.len();
-                held > SORTED_WHOLE_BYTES || held_series >= SORTED_WHOLE_SERIES
-            }) {
+            if let Some((names, if_named)) = ask.take_if(|_| held_series >= SORTED_WHOLE_SERIES) {
                 let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
                 let mode = if named { if_named } else { Mode::Streaming };
                 sorter.decide(mode, &mut emit)?;
@@ -473,14 +470,14 @@ fn series_from_samples(
 /// querier reads a batch's series whatever the batch's size.
 const MAX_BATCH_BYTES: usize = 256 * 1024;
 
-/// An answer of at most this many frame bytes and series is held and
-/// sorted whole before its first series is sent, without asking Prometheus
-/// whether the transform can reorder it: that question costs a round trip,
-/// a third of a small call's time (BENCHMARKS.md, Series), and a batch of
-/// Thanos' querier (64 series, its `store.DefaultResponseBatchSize`) holds
-/// this much anyway.
-const SORTED_WHOLE_BYTES: usize = MAX_BATCH_BYTES;
-const SORTED_WHOLE_SERIES: usize = 64;
+/// An answer of at most this many series is held and sorted whole before
+/// it is sent, without asking Prometheus whether the transform can reorder
+/// it: that question costs a round trip, a third of a one-series call's
+/// time (BENCHMARKS.md, Series). One, because a larger answer asks anyway
+/// and holds what it has read while it waits for the answer: up to 64
+/// series (a querier's batch) raised the memory of 50 busy clients by 2 MB
+/// and made it swing 3 MB (BENCHMARKS.md, Memory over calls served).
+const SORTED_WHOLE_SERIES: usize = 1;
 
 /// Batches series into frames and enforces the request limits on what is
 /// actually sent, frame by frame (as Thanos' `pkg/store/limiter.go` counts).
@@ -840,14 +837,14 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
-        // Plain request: the transform keeps Prometheus' order.
+        // Plain request: the order check finds no own external-named
+        // labels, so the answer streams in Prometheus' order.
         let got = collect(&store, request_for("m")).unwrap();
         assert_eq!(got, inputs);
         server.unblock();
         let seen = thread.join().unwrap();
-        // Answers this small are sorted whole: no order check was asked.
         assert!(
-            !seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+            seen.iter().any(|u| u.starts_with("/api/v1/series?")),
             "{seen:?}"
         );
     }
@@ -886,9 +883,9 @@ mod tests {
     }
 
     #[test]
-    fn a_small_answer_is_sorted_whole_without_an_order_check() {
+    fn a_one_series_answer_needs_no_order_check() {
         // The series API would deny any own `cluster` label: not asked.
-        let (frames, want) = own_cluster_labels(6, 0);
+        let (frames, want) = own_cluster_labels(1, 0);
         let (url, server, thread) = fake_prometheus(frames, "[]");
         let store = test_store(&url, Limits::default());
         assert_eq!(collect(&store, request_for("m")).unwrap(), want);
@@ -899,9 +896,8 @@ mod tests {
     }
 
     #[test]
-    fn a_large_answer_asks_for_own_labels_and_is_sorted() {
-        // Past what is sorted whole: 40 series of 16 KiB, 100 small ones.
-        for (n, pad) in [(40, 16 * 1024), (100, 0)] {
+    fn an_answer_of_more_series_asks_for_own_labels_and_is_sorted() {
+        for (n, pad) in [(2, 0), (40, 16 * 1024), (100, 0)] {
             let (frames, want) = own_cluster_labels(n, pad);
             let own = r#"[{"__name__":"m","cluster":"a","i":"040","replica":"0"}]"#;
             let (url, server, thread) = fake_prometheus(frames, own);
@@ -1146,17 +1142,18 @@ mod tests {
 
     #[test]
     fn skip_chunks_external_labels_win_over_own_ones() {
-        // Own `cluster` values, overwritten by the external one. Four
-        // series are sorted whole; behind 100 others (past what is sorted
-        // whole) the order check finds the own labels and the path sorts as
-        // the chunks path does.
-        for more in [0, 100] {
+        // Own `cluster` values, overwritten by the external one. One series
+        // needs no order; with more (here behind 100 others) the order
+        // check finds the own labels and the path sorts as the chunks path
+        // does.
+        for (own, more) in [(1, 0), (4, 100)] {
             let mut inputs = vec![
                 key(&[("__name__", "n"), ("cluster", "a-own"), ("x", "1")]),
                 key(&[("__name__", "n"), ("cluster", "zz-own"), ("job", "b")]),
                 key(&[("__name__", "n"), ("job", "m")]),
                 key(&[("__name__", "n"), ("job", "m"), ("x", "1")]),
             ];
+            inputs.truncate(own);
             for i in 0..more {
                 inputs.push(key(&[("__name__", "m"), ("job", &format!("{i:03}"))]));
             }
