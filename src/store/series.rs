@@ -112,8 +112,8 @@ fn series_without_chunks(
     // lists head series in the order they were created.
     let selector = matchers::selector(matchers);
     let selectors = [selector.clone(), selector];
-    // As on the chunks path: a small answer is sorted whole, a larger one
-    // asks whether it must be reordered once past that size.
+    // As on the chunks path: a one-series answer needs no order, a larger
+    // one asks whether it must be reordered once its second series comes.
     let (mut sorter, mut ask) = match added.is_empty() {
         true => (Sorter::new(Mode::Streaming), false),
         false => (Sorter::undecided(), true),
