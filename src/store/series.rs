@@ -118,7 +118,6 @@ fn series_without_chunks(
         true => (Sorter::new(Mode::Streaming), false),
         false => (Sorter::undecided(), true),
     };
-    let mut held_series = 0usize;
     let mut emit = |s: wire::Series| emitter.push(s);
     let no_chunks = Arc::new(Vec::new());
     let mut previous: Option<Key> = None;
@@ -128,12 +127,11 @@ fn series_without_chunks(
         &range,
         store.api_timeout,
         &mut |labels: Labels| -> Result<(), RpcStatus> {
-            if ask && held_series >= SORTED_WHOLE_SERIES {
+            if ask && sorter.held() >= SORTED_WHOLE_SERIES {
                 ask = false;
                 let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
                 sorter.decide(mode, &mut emit)?;
             }
-            held_series += 1;
             let input: Key = labels.into_iter().collect();
             if !disordered && previous.as_ref().is_some_and(|p| input < *p) {
                 // Not Prometheus' behaviour; the order sent may then be off.
@@ -229,8 +227,6 @@ fn series_with_chunks(
             Order::Known(mode) => (Sorter::new(mode), None),
             Order::Ask { names, if_named } => (Sorter::undecided(), Some((names, if_named))),
         };
-        // Series the undecided sorter holds.
-        let mut held_series = 0usize;
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
@@ -243,7 +239,7 @@ fn series_with_chunks(
             // Past SORTED_WHOLE_SERIES the order must be known to go on.
             // Asked once the read has begun, the check sees every series
             // the read does.
-            if let Some((names, if_named)) = ask.take_if(|_| held_series >= SORTED_WHOLE_SERIES) {
+            if let Some((names, if_named)) = ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES) {
                 let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
                 let mode = if named { if_named } else { Mode::Streaming };
                 sorter.decide(mode, &mut emit)?;
@@ -268,7 +264,6 @@ fn series_with_chunks(
                     bytes: bytes.clone(),
                 };
                 sorter.push(&series.labels, output, item, &mut emit)?;
-                held_series += 1;
             }
         }
         sorter.finish(&mut emit)?;

@@ -81,6 +81,11 @@ impl<T> Sorter<T> {
         }
     }
 
+    /// Series held now (every one pushed, while undecided).
+    pub fn held(&self) -> usize {
+        self.pending_len
+    }
+
     /// Sets the mode of an undecided sorter and sends what it allows: in
     /// streaming mode everything held (input order is output order), in the
     /// others what the next push's bound lets through.
