@@ -10,10 +10,11 @@
 //!
 //! Prints both rates, their ratio, the client's own CPU time on each path
 //! and each path's mean time to its first answer (the first message through
-//! the sidecar, the first frame direct). With `BENCH_FORWARD_ADDRESS=HOST:PORT` (`examples/forward` to Prometheus)
-//! the direct read is also made through that forwarder, and its rate and
-//! ratio to the direct read printed: the cost of a third process that only
-//! copies bytes, on the same cores.
+//! the sidecar, the first frame direct). With
+//! `BENCH_FORWARD_ADDRESS=HOST:PORT` (`examples/forward` to Prometheus) the
+//! direct read is also made through that forwarder, and its rate and ratio
+//! to the direct read printed: the cost of a third process that only copies
+//! bytes, on the same cores.
 //!
 //! With `BENCH_SKIP_CHUNKS=1`: label sets only, the sidecar's `Series` with
 //! `skip_chunks` against Prometheus' `/api/v1/series`, counting series.

@@ -5,8 +5,8 @@
 //! Two settings, each measured (BENCHMARKS.md, Memory over calls served):
 //! freed pages go back to the OS at once rather than after a delay, and each
 //! worker thread hands its allocator cache back after every call and once
-//! idle. On other
-//! targets (the glibc host build the tests also run) both do nothing.
+//! idle. On other targets (the glibc host build the tests also run) both do
+//! nothing.
 
 /// Freed pages go back to the OS at once (`purge_delay` 0; mimalloc waits
 /// 1 s by default): with a delay each of the worker pool's threads held on
