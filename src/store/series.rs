@@ -225,7 +225,11 @@ fn series_with_chunks(
         let mut frames = FrameReader::new(resp.into_reader());
         let (mut sorter, mut ask) = match order(external, without) {
             Order::Known(mode) => (Sorter::new(mode), None),
-            Order::Ask { names, if_named } => (Sorter::undecided(), Some((names, if_named))),
+            Order::Ask {
+                names,
+                if_named,
+                if_not,
+            } => (Sorter::undecided(), Some((names, if_named, if_not))),
         };
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
@@ -239,9 +243,11 @@ fn series_with_chunks(
             // Past SORTED_WHOLE_SERIES the order must be known to go on.
             // Asked once the read has begun, the check sees every series
             // the read does.
-            if let Some((names, if_named)) = ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES) {
+            if let Some((names, if_named, if_not)) =
+                ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES)
+            {
                 let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
-                let mode = if named { if_named } else { Mode::Streaming };
+                let mode = if named { if_named } else { if_not };
                 sorter.decide(mode, &mut emit)?;
             }
             // The chunks stay in the frame; its series share it.
@@ -263,11 +269,14 @@ fn series_with_chunks(
                     chunks: series.chunks,
                     bytes: bytes.clone(),
                 };
-                sorter.push(&series.labels, output, item, &mut emit)?;
+                // Prometheus' order is that of the series' own labels.
+                let own = without_external(&series.labels, external);
+                sorter.push(&own, output, item, &mut emit)?;
             }
         }
         sorter.finish(&mut emit)?;
-        if sorter.peak > 0 {
+        // The insertion mode and the undecided start hold one series anyway.
+        if sorter.peak > 1 {
             log::debug!(peak = sorter.peak; "series held back to repair order");
         }
         Ok(())
@@ -282,17 +291,24 @@ fn series_with_chunks(
 
 /// What the request alone says of the answer's order (see `sort`).
 ///
-/// Deleting an external label always can reorder. Otherwise only series with
-/// their own label named like an external label (Prometheus keeps the
-/// series' own value, the sidecar overwrites it) or like a label to delete
-/// can move, and only Prometheus knows whether the answer has any.
+/// Prometheus sorts an answer by the series' own label sets, then adds its
+/// external labels to each (own values winning) without sorting again. So
+/// even when the sidecar changes nothing, a chain of label sets extending
+/// one another comes out of order (`{__name__="m"}` then `{__name__="m",
+/// a="1"}`, which sorts first once `cluster` is added to both): the
+/// insertion case. Deleting an external label always can reorder more.
+/// Otherwise only series with their own label named like an external label
+/// (Prometheus keeps the series' own value, the sidecar overwrites it) or
+/// like a label to delete can move, and only Prometheus knows whether the
+/// answer has any.
 enum Order {
     Known(Mode),
     /// `if_named` if a selected series has an own label named in `names`
-    /// ([`own_labels_named`]), else streaming.
+    /// ([`own_labels_named`]), else `if_not`.
     Ask {
         names: Vec<String>,
         if_named: Mode,
+        if_not: Mode,
     },
 }
 
@@ -308,7 +324,29 @@ fn order(external: &Labels, without: &HashSet<String>) -> Order {
         n0,
         deletion: !without.is_empty(),
     };
-    Order::Ask { names, if_named }
+    // No own label of those names: the labels to delete are on no series,
+    // and the external ones were only inserted.
+    let if_not = match external.is_empty() {
+        true => Mode::Streaming,
+        false => Mode::Insertion,
+    };
+    Order::Ask {
+        names,
+        if_named,
+        if_not,
+    }
+}
+
+/// A remote-read series' labels without those named like an external label:
+/// its own label set, in which order Prometheus sent it, unless it has an
+/// own label of such a name. Then the sorter's prefix mode reads only the
+/// labels named below every external one, which this leaves alone.
+fn without_external(labels: &[(String, String)], external: &Labels) -> Key {
+    labels
+        .iter()
+        .filter(|(name, _)| !external.contains_key(name))
+        .cloned()
+        .collect()
 }
 
 /// Whether any series the matchers select has an own label named in
@@ -789,13 +827,18 @@ mod tests {
         let mut keys = Vec::new();
         let mut out = |r: Response| -> Result<(), RpcStatus> {
             let r = decoded(&r);
-            let s = r.series();
-            keys.push(
-                s.labels
-                    .iter()
-                    .map(|l| (l.name.clone(), l.value.clone()))
-                    .collect(),
-            );
+            let series = match r.has_batch() {
+                true => &r.batch().series[..],
+                false => std::slice::from_ref(r.series()),
+            };
+            for s in series {
+                keys.push(
+                    s.labels
+                        .iter()
+                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .collect(),
+                );
+            }
             Ok(())
         };
         series(store, req, &mut out)?;
@@ -804,23 +847,11 @@ mod tests {
 
     #[test]
     fn streamed_answers_are_sorted_after_replica_labels_go() {
-        // Prometheus' order, with its external labels on every series.
-        let mut inputs = vec![
-            key(&[
-                ("__name__", "m"),
-                ("a", "1"),
-                ("cluster", "test"),
-                ("replica", "0"),
-            ]),
-            key(&[("__name__", "m"), ("cluster", "test"), ("replica", "0")]),
-            key(&[
-                ("__name__", "m"),
-                ("cluster", "test"),
-                ("replica", "0"),
-                ("z", "1"),
-            ]),
-        ];
-        inputs.sort();
+        let inputs = as_prometheus_sends(&[
+            key(&[("__name__", "m"), ("a", "1")]),
+            key(&[("__name__", "m")]),
+            key(&[("__name__", "m"), ("z", "1")]),
+        ]);
         let (url, server, thread) = fake_prometheus(stream_of(&inputs), "[]");
         let store = test_store(&url, Limits::default());
         let mut req = request_for("m");
@@ -832,16 +863,59 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
-        // Plain request: the order check finds no own external-named
-        // labels, so the answer streams in Prometheus' order.
-        let got = collect(&store, request_for("m")).unwrap();
-        assert_eq!(got, inputs);
+        // Deleting an external label can reorder any answer: nothing asked.
         server.unblock();
-        let seen = thread.join().unwrap();
-        assert!(
-            seen.iter().any(|u| u.starts_with("/api/v1/series?")),
-            "{seen:?}"
-        );
+        assert_eq!(thread.join().unwrap(), ["/api/v1/read"]);
+    }
+
+    /// Remote-read label sets as Prometheus streams them: sorted by the
+    /// series' own labels, then its external labels (the test store's)
+    /// added, own values winning.
+    fn as_prometheus_sends(own: &[Key]) -> Vec<Key> {
+        let mut own = own.to_vec();
+        own.sort();
+        own.into_iter()
+            .map(|k| {
+                let mut merged: Labels = [("cluster", "test"), ("replica", "0")]
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                merged.extend(k);
+                merged.into_iter().collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn label_sets_extending_one_another_are_sorted_once_external_labels_are_in() {
+        // `m` sorts before `m{a="1"}`, but `{__name__="m", a="1",
+        // cluster="test"}` before `{__name__="m", cluster="test"}`: Prometheus
+        // sends such chains turned around, and sorts nothing after adding.
+        let own = [
+            key(&[("__name__", "m")]),
+            key(&[("__name__", "m"), ("a", "1")]),
+            key(&[("__name__", "m"), ("a", "1"), ("b", "2")]),
+            key(&[("__name__", "m"), ("a", "2")]),
+            key(&[("__name__", "m"), ("zone", "z")]),
+            key(&[("__name__", "n"), ("instance", "i"), ("job", "j")]),
+        ];
+        let inputs = as_prometheus_sends(&own);
+        let mut want = inputs.clone();
+        want.sort();
+        assert_ne!(inputs, want, "Prometheus' order is not the sorted one here");
+        for batch in [0, 64] {
+            let (url, server, thread) = fake_prometheus(stream_of(&inputs), "[]");
+            let store = test_store(&url, Limits::default());
+            let mut req = request_for("m");
+            req.response_batch_size = batch;
+            assert_eq!(collect(&store, req).unwrap(), want, "batch {batch}");
+            server.unblock();
+            let seen = thread.join().unwrap();
+            assert!(
+                seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+                "{seen:?}"
+            );
+        }
     }
 
     /// Prometheus' answer for series whose own `cluster` label (kept by

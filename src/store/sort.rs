@@ -1,13 +1,16 @@
 //! Puts series in Thanos' order (by label set) without holding the whole answer.
 //!
-//! Prometheus streams remote-read series sorted by *its* label sets. The
-//! sidecar then sets its external labels and deletes `without_replica_labels`
-//! (the transform). When the transform cannot change any series' relative
-//! position, input order is output order and each series leaves at once
-//! ([`Mode::Streaming`]): memory stays flat. Otherwise series wait in a sorted
-//! buffer until no later input can sort before them ([`Mode::Prefix`]).
-//! Until the caller knows which applies, an undecided sorter holds every
-//! series: an answer that ends first is sorted whole.
+//! Prometheus streams remote-read series sorted by their own label sets and
+//! adds its external labels to each afterwards; its series API sends own
+//! label sets only. The sidecar then sets its external labels and deletes
+//! `without_replica_labels` (the transform). When the transform cannot
+//! change any series' relative position, input order is output order and
+//! each series leaves at once ([`Mode::Streaming`]): memory stays flat.
+//! Otherwise series wait in a sorted buffer until no later input can sort
+//! before them ([`Mode::Prefix`], [`Mode::Insertion`]). The input the
+//! sorter reads is always a series' own label set, the one Prometheus
+//! sorted by. Until the caller knows which mode applies, an undecided sorter
+//! holds every series: an answer that ends first is sorted whole.
 //!
 //! Why the bound is safe: let `n0` be the smallest label name the transform may
 //! change, and `P(c)` the labels of the current input `c` whose names are
@@ -24,9 +27,10 @@
 //! So everything buffered at or below that bound can be sent. With
 //! deletions this holds back one metric name's series at a time.
 //!
-//! [`Mode::Insertion`] is the series API's case (`skip_chunks`): its answer
-//! carries no external labels, the transform only inserts them, and no
-//! series has an own label of those names. Inserting the same labels into
+//! [`Mode::Insertion`] is the case where no series has an own label named
+//! like an external one and none is deleted: the external labels are only
+//! inserted (by the sidecar into the series API's label sets, by Prometheus
+//! into the remote-read ones after sorting). Inserting the same labels into
 //! two label sets keeps their order unless one is a prefix of the other
 //! (`{a="1"}` before `{a="1",b="2"}`, but `{a="1",r="0"}` after
 //! `{a="1",b="2",r="0"}`). So for a later input `s >= c`: either `s` extends
@@ -103,8 +107,8 @@ impl<T> Sorter<T> {
         Ok(())
     }
 
-    /// Accepts one series: `input` is Prometheus' label set (sorted), `output`
-    /// the transformed one. Calls `emit` for everything that may leave now.
+    /// Accepts one series: `input` is its own label set (Prometheus sorted
+    /// by those), `output` the transformed one. Calls `emit` for everything that may leave now.
     pub fn push<E>(
         &mut self,
         input: &[(String, String)],

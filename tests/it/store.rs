@@ -103,8 +103,13 @@ fn start_rig(extra: &[String]) -> Rig {
 }
 
 fn start_rig_with(extra: &[String], big: bool) -> Rig {
+    start_rig_on(&openmetrics(big), extra)
+}
+
+/// A sidecar next to a Prometheus holding `openmetrics`.
+fn start_rig_on(openmetrics: &str, extra: &[String]) -> Rig {
     let mut prometheus = Prometheus::prepare(PrometheusOptions::default());
-    prometheus.create_blocks(&openmetrics(big));
+    prometheus.create_blocks(openmetrics);
     prometheus.resume();
     let mut args = vec![
         format!("--prometheus.url={}", prometheus.url()),
@@ -1071,26 +1076,12 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
         return;
     };
     let rig = start_rig(&[]);
-    let go_grpc = crate::support::free_port();
-    let tsdb = rig.prometheus.dir().join("go-tsdb");
-    std::fs::create_dir_all(&tsdb).unwrap();
-    let mut go = std::process::Command::new(bin)
-        .arg("sidecar")
-        .arg(format!("--prometheus.url={}", rig.prometheus.url()))
-        .arg(format!("--tsdb.path={}", tsdb.display()))
-        .arg(format!(
-            "--http-address=127.0.0.1:{}",
-            crate::support::free_port()
-        ))
-        .arg(format!("--grpc-address=127.0.0.1:{go_grpc}"))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start thanos sidecar");
+    let go = GoSidecar::start(&bin, &rig);
     let ours = grpcio::Client::new(crate::support::grpc::connect(
         rig.sidecar.grpc_port,
         "raw-ours",
     ));
-    let theirs = grpcio::Client::new(crate::support::grpc::connect(go_grpc, "raw-go"));
+    let theirs = grpcio::Client::new(crate::support::grpc::connect(go.grpc_port, "raw-go"));
     let ask = |client: &grpcio::Client, req: &store::SeriesRequest| {
         collect(client.server_streaming(&SERIES_AS_BYTES, req, grpcio::CallOption::default()))
     };
@@ -1138,8 +1129,7 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
         .iter()
         .map(|(name, req)| (*name, ask(&ours, req), ask(&theirs, req)))
         .collect();
-    let _ = go.kill();
-    let _ = go.wait();
+    drop(go);
     assert!(up, "the Go sidecar never answered Series");
     for (name, ours, theirs) in results {
         let ours = ours.unwrap_or_else(|e| panic!("{name}: ours failed: {e:?}"));
@@ -1154,5 +1144,124 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
                 b.len()
             );
         }
+    }
+}
+
+/// Thanos' own sidecar (THANOS_BIN) next to a rig's Prometheus; killed on drop.
+struct GoSidecar {
+    child: std::process::Child,
+    grpc_port: u16,
+}
+
+impl GoSidecar {
+    fn start(bin: &str, rig: &Rig) -> GoSidecar {
+        let grpc_port = crate::support::free_port();
+        let tsdb = rig.prometheus.dir().join("go-tsdb");
+        std::fs::create_dir_all(&tsdb).unwrap();
+        let child = std::process::Command::new(bin)
+            .arg("sidecar")
+            .arg(format!("--prometheus.url={}", rig.prometheus.url()))
+            .arg(format!("--tsdb.path={}", tsdb.display()))
+            .arg(format!(
+                "--http-address=127.0.0.1:{}",
+                crate::support::free_port()
+            ))
+            .arg(format!("--grpc-address=127.0.0.1:{grpc_port}"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start thanos sidecar");
+        GoSidecar { child, grpc_port }
+    }
+}
+
+impl Drop for GoSidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Prometheus sorts a remote-read answer by the series' own label sets and
+/// adds its external labels after: `it_chain` before `it_chain{a="1"}`,
+/// though `{a="1", cluster=...}` sorts before `{cluster=...}`. Series sends
+/// such chains sorted (with chunks, in batches, and with `skip_chunks`), as
+/// Thanos' sidecar does: byte for byte with THANOS_BIN set.
+#[test]
+fn label_sets_extending_one_another_come_sorted() {
+    let own = ["", "a=\"1\"", "a=\"1\",b=\"2\"", "a=\"2\"", "zone=\"z\""];
+    let start = data_start();
+    let mut text = String::from("# TYPE it_chain gauge\n");
+    for (i, labels) in own.iter().enumerate() {
+        for n in 0..HOURS * 3600 / STEP {
+            text.push_str(&format!(
+                "it_chain{{{labels}}} {} {}\n",
+                n as usize + i,
+                start + n * STEP
+            ));
+        }
+    }
+    text.push_str("# EOF\n");
+    let rig = start_rig_on(&text, &[]);
+    let mut want: Vec<Labels> = own
+        .iter()
+        .map(|labels| {
+            let mut set: BTreeMap<String, String> = external().into_iter().collect();
+            set.insert("__name__".into(), "it_chain".into());
+            for pair in labels.split(',').filter(|p| !p.is_empty()) {
+                let (name, value) = pair.split_once('=').unwrap();
+                set.insert(name.into(), value.trim_matches('"').into());
+            }
+            set.into_iter().collect()
+        })
+        .collect();
+    want.sort();
+    let mut requests = Vec::new();
+    for (batch, skip) in [(0, false), (64, false), (0, true)] {
+        let mut req = request(vec![matcher(EQ, "__name__", "it_chain")]);
+        req.response_batch_size = batch;
+        req.skip_chunks = skip;
+        requests.push(req);
+    }
+    for req in &requests {
+        let series = series_of(&frames(&rig, req).expect("Series"));
+        assert_sorted(&series);
+        let got: Vec<Labels> = series.iter().map(labels_of).collect();
+        assert_eq!(
+            got, want,
+            "batch {}, skip_chunks {}",
+            req.response_batch_size, req.skip_chunks
+        );
+        if !req.skip_chunks {
+            let samples: usize = series
+                .iter()
+                .map(|s| samples_of(s, i64::MIN, i64::MAX).len())
+                .sum();
+            assert_eq!(samples as i64, own.len() as i64 * HOURS * 3600 / STEP);
+        }
+    }
+    let Ok(bin) = std::env::var("THANOS_BIN") else {
+        eprintln!("THANOS_BIN not set; not compared with Thanos");
+        return;
+    };
+    let go = GoSidecar::start(&bin, &rig);
+    let ask = |port: u16, req: &store::SeriesRequest| {
+        let client = grpcio::Client::new(crate::support::grpc::connect(port, "raw"));
+        collect(client.server_streaming(&SERIES_AS_BYTES, req, grpcio::CallOption::default()))
+    };
+    let up = wait_for(Duration::from_secs(30), || {
+        ask(go.grpc_port, &requests[0]).is_ok_and(|a| !a.is_empty())
+    });
+    assert!(up, "the Go sidecar never answered Series");
+    for req in &requests {
+        let ours = ask(rig.sidecar.grpc_port, req).expect("ours");
+        let theirs = ask(go.grpc_port, req).expect("Go's");
+        assert!(
+            ours == theirs,
+            "batch {}, skip_chunks {}: answers differ ({} vs {} messages)",
+            req.response_batch_size,
+            req.skip_chunks,
+            ours.len(),
+            theirs.len()
+        );
     }
 }
