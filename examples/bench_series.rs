@@ -23,6 +23,15 @@
 //! `LabelValues` (of label `i`) for SELECTOR against Prometheus' own
 //! `/api/v1/labels` and `/api/v1/label/i/values`, alternating; mean latency
 //! of each, and the ratio direct / sidecar (1 = as fast as Prometheus).
+//!
+//! With `BENCH_FLOOR=1`: what a call costs before any data, alternating: the
+//! sidecar's `thanos.info.Info` (a gRPC call answered from memory, no
+//! Prometheus) against Prometheus' `/-/ready` (an HTTP call), and `Series`
+//! for SELECTOR (meant to match nothing) against the direct remote read of
+//! it; mean latency of each. The difference of the last two is the fixed
+//! cost of a call through the sidecar, which no answer size hides below it.
+//! `BENCH_IDLE_US` waits that long before each call, so the cores go idle
+//! in between as between a querier's calls and every call first wakes them.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,7 +39,8 @@ use std::time::Instant;
 use futures::StreamExt;
 use grpcio::{ChannelBuilder, EnvBuilder};
 use protobuf::Message;
-use thanos_sidecar::proto::services::StoreClient;
+use thanos_sidecar::proto::info;
+use thanos_sidecar::proto::services::{InfoClient, StoreClient};
 use thanos_sidecar::proto::store;
 use thanos_sidecar::proto::store_types::LabelMatcher;
 use thanos_sidecar::store::cli::parse_selector;
@@ -73,6 +83,7 @@ fn main() -> Result<(), String> {
         .max_receive_message_len(i32::MAX)
         .connect(grpc);
     let bench = Bench {
+        info: InfoClient::new(channel.clone()),
         client: StoreClient::new(channel),
         agent: ureq::AgentBuilder::new().build(),
         prom,
@@ -88,12 +99,16 @@ fn main() -> Result<(), String> {
     if std::env::var_os("BENCH_SKIP_CHUNKS").is_some_and(|v| v == "1") {
         return bench.skip_chunks();
     }
+    if std::env::var_os("BENCH_FLOOR").is_some_and(|v| v == "1") {
+        return bench.floor(&ms);
+    }
     bench.chunks(&ms)
 }
 
 /// What every mode measures: one query, asked of Prometheus directly and of
 /// the sidecar, `runs` times each in turn.
 struct Bench<'a> {
+    info: InfoClient,
     client: StoreClient,
     agent: ureq::Agent,
     prom: &'a str,
@@ -200,7 +215,7 @@ impl Bench<'_> {
     /// Series of label sets only: Prometheus' series API directly, then the
     /// sidecar's `Series` with `skip_chunks`, alternating.
     fn skip_chunks(&self) -> Result<(), String> {
-        let (runs, start, end) = (self.runs, self.start, self.end);
+        let runs = self.runs;
         let (mut sidecar_secs, mut direct_secs, mut series_seen) = (0.0, 0.0, 0u64);
         for _ in 0..runs {
             let t = Instant::now();
@@ -209,20 +224,9 @@ impl Bench<'_> {
             direct_secs += t.elapsed().as_secs_f64();
 
             let t = Instant::now();
-            let mut req = store::SeriesRequest::new();
-            req.min_time = start;
-            req.max_time = end;
-            req.matchers = self.pb_matchers.to_vec();
+            let mut req = self.series_request();
             req.skip_chunks = true;
-            let mut stream = self.client.series(&req).map_err(|e| e.to_string())?;
-            let mut via = 0u64;
-            futures::executor::block_on(async {
-                while let Some(frame) = stream.next().await {
-                    frame.map_err(|e| e.to_string())?;
-                    via += 1;
-                }
-                Ok::<(), String>(())
-            })?;
+            let via = self.messages(&req)?;
             sidecar_secs += t.elapsed().as_secs_f64();
             if via != direct {
                 return Err(format!(
@@ -305,6 +309,88 @@ impl Bench<'_> {
         us(values_direct),
         values_direct / values_via
     );
+        Ok(())
+    }
+
+    /// A `Series` request for the selector over the range.
+    fn series_request(&self) -> store::SeriesRequest {
+        let mut req = store::SeriesRequest::new();
+        req.min_time = self.start;
+        req.max_time = self.end;
+        req.matchers = self.pb_matchers.clone();
+        req
+    }
+
+    /// Makes a `Series` call; returns the messages of its answer.
+    fn messages(&self, req: &store::SeriesRequest) -> Result<u64, String> {
+        let mut stream = self.client.series(req).map_err(|e| e.to_string())?;
+        let mut messages = 0u64;
+        futures::executor::block_on(async {
+            while let Some(message) = stream.next().await {
+                message.map_err(|e| e.to_string())?;
+                messages += 1;
+            }
+            Ok::<(), String>(())
+        })?;
+        Ok(messages)
+    }
+
+    /// The cost of a call with no data, each transport alone and the whole
+    /// path of an empty `Series` (see the module doc).
+    fn floor(&self, ms: &[Matcher]) -> Result<(), String> {
+        let (runs, start, end) = (self.runs, self.start, self.end);
+        let (mut info, mut ready, mut series, mut read) = (0.0, 0.0, 0.0, 0.0);
+        let idle = match std::env::var("BENCH_IDLE_US") {
+            Ok(v) => v.parse().map_err(|e| format!("BENCH_IDLE_US={v}: {e}"))?,
+            Err(_) => 0,
+        };
+        let pause = || std::thread::sleep(std::time::Duration::from_micros(idle));
+        for _ in 0..runs {
+            pause();
+            let t = Instant::now();
+            self.info
+                .info(&info::InfoRequest::new())
+                .map_err(|e| e.to_string())?;
+            info += t.elapsed().as_secs_f64();
+
+            pause();
+            let t = Instant::now();
+            let resp = self
+                .agent
+                .get(&format!("{}/-/ready", self.prom))
+                .call()
+                .map_err(|e| e.to_string())?;
+            std::io::copy(&mut resp.into_reader(), &mut std::io::sink())
+                .map_err(|e| e.to_string())?;
+            ready += t.elapsed().as_secs_f64();
+
+            pause();
+            let t = Instant::now();
+            let direct = remote_read(&self.agent, self.prom, start, end, ms)?;
+            read += t.elapsed().as_secs_f64();
+
+            pause();
+            let t = Instant::now();
+            let mut req = self.series_request();
+            req.response_batch_size = 64;
+            let frames = self.messages(&req)?;
+            series += t.elapsed().as_secs_f64();
+            if direct != 0 || frames != 0 {
+                return Err(format!(
+                    "{} matches data ({direct} samples direct, {frames} messages through the sidecar): the floor needs a selector that matches nothing",
+                    self.selector
+                ));
+            }
+        }
+        let us = |secs: f64| secs / runs as f64 * 1e6;
+        println!(
+            "runs={runs} info_us={:.0} ready_us={:.0} empty_series_us={:.0} empty_read_us={:.0} fixed_cost_us={:.0}",
+            us(info),
+            us(ready),
+            us(series),
+            us(read),
+            us(series - read)
+        );
         Ok(())
     }
 
