@@ -1,6 +1,6 @@
 //! A StoreAPI that answers `Series` from memory: the ceiling of any gRPC
 //! store in the sidecar's place, with this client on these cores.
-//! `scripts/bench-series` (`BENCH_CANNED=1`) measures it beside the
+//! `scripts/bench-series` (`BENCH_CEILING=1`) measures it beside the
 //! sidecar, each against the same direct remote read.
 //!
 //! canned_store LISTEN_ADDRESS PROMETHEUS_URL SELECTOR START_MS END_MS
@@ -30,19 +30,19 @@ use thanos_sidecar::metadata::Metadata;
 use thanos_sidecar::prometheus::Client;
 use thanos_sidecar::proto::{services, store};
 use thanos_sidecar::store::cli::parse_selector;
-use thanos_sidecar::store::matchers;
 use thanos_sidecar::store::remote_read::{self, FrameReader};
+use thanos_sidecar::store::series;
 use thanos_sidecar::store::wire::{self, Response};
+use thanos_sidecar::store::{matchers, SERIES_QUEUE};
 use thanos_sidecar::values::TimeOrDuration;
 
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The sidecar's batch caps: Thanos' querier asks for 64 series a message,
-/// and the sidecar closes a batch at 256 KiB of chunks.
+/// Series a message, as Thanos' querier asks every store for (the sidecar
+/// also closes a batch at `series::MAX_BATCH_BYTES` of chunks).
 const BATCH_SERIES: usize = 64;
-const BATCH_BYTES: usize = 256 * 1024;
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -107,7 +107,7 @@ fn read_answer(prom: &str, selector: &str, start: i64, end: i64) -> Result<Vec<R
                 chunks: s.chunks,
                 bytes: frame.clone(),
             });
-            if batch.len() >= BATCH_SERIES || bytes >= BATCH_BYTES {
+            if batch.len() >= BATCH_SERIES || bytes >= series::MAX_BATCH_BYTES {
                 answer.push(Response::Batch(std::mem::take(&mut batch)));
                 bytes = 0;
             }
@@ -135,12 +135,11 @@ impl services::Store for Canned {
     ) {
         let answer = self.answer.clone();
         if self.on_worker {
-            // The sidecar's own queue depth for Series (store::SERIES_QUEUE).
             self.calls.stream(
                 &ctx,
                 method::STORE_SERIES,
                 "canned-series",
-                4,
+                SERIES_QUEUE,
                 sink,
                 move |out| answer.iter().try_for_each(|r| out(r.clone())),
             );

@@ -36,7 +36,7 @@ use crate::values::now_ms;
 /// slow client holds little memory: each queued answer keeps its
 /// remote-read frame alive. 4 serves as fast as 16 did and holds ~1.5 MB
 /// less under 50 concurrent calls (BENCHMARKS.md, Memory over calls served).
-const SERIES_QUEUE: usize = 4;
+pub const SERIES_QUEUE: usize = 4;
 
 /// `--store.limits.request-series` and `--store.limits.request-samples`; 0 = none.
 #[derive(Debug, Clone, Copy, Default)]

@@ -296,7 +296,7 @@ fn series_with_chunks(
 /// even when the sidecar changes nothing, a chain of label sets extending
 /// one another comes out of order (`{__name__="m"}` then `{__name__="m",
 /// a="1"}`, which sorts first once `cluster` is added to both): the
-/// insertion case. Deleting an external label always can reorder more.
+/// insertion case. Deleting an external label can reorder any answer.
 /// Otherwise only series with their own label named like an external label
 /// (Prometheus keeps the series' own value, the sidecar overwrites it) or
 /// like a label to delete can move, and only Prometheus knows whether the
@@ -337,10 +337,11 @@ fn order(external: &Labels, without: &HashSet<String>) -> Order {
     }
 }
 
-/// A remote-read series' labels without those named like an external label:
-/// its own label set, in which order Prometheus sent it, unless it has an
-/// own label of such a name. Then the sorter's prefix mode reads only the
-/// labels named below every external one, which this leaves alone.
+/// A remote-read series' own label set, the one Prometheus sorted by: its
+/// labels without those named like an external label, which Prometheus
+/// added. An own label of such a name goes too, but then the sorter is in
+/// prefix mode, which reads only the labels named below every external
+/// one, and those are all kept.
 fn without_external(labels: &[(String, String)], external: &Labels) -> Key {
     labels
         .iter()
@@ -501,7 +502,7 @@ fn series_from_samples(
 /// message peaks at 9 MB; BENCHMARKS.md, Series). Typical series (hours,
 /// 0.5–5 KB) still go 64 to a message, as the Go sidecar sends them; the
 /// querier reads a batch's series whatever the batch's size.
-const MAX_BATCH_BYTES: usize = 256 * 1024;
+pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// An answer of at most this many series is held and sorted whole before
 /// it is sent, without asking Prometheus whether the transform can reorder
