@@ -888,6 +888,43 @@ mod tests {
     }
 
     #[test]
+    fn own_external_named_labels_and_chains_together_are_sorted() {
+        // Own `cluster` values (Prometheus keeps them, the sidecar writes
+        // `test` over them) among chains, in the order Prometheus sends.
+        let own = [
+            key(&[("__name__", "m")]),
+            key(&[("__name__", "m"), ("a", "1")]),
+            key(&[("__name__", "m"), ("cluster", "a")]),
+            key(&[("__name__", "m"), ("cluster", "a"), ("z", "1")]),
+            key(&[("__name__", "m"), ("cluster", "zz"), ("y", "1")]),
+            key(&[("__name__", "m"), ("z", "1")]),
+        ];
+        let inputs = as_prometheus_sends(&own);
+        let mut want: Vec<Key> = inputs
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|(n, v)| match n.as_str() {
+                        "cluster" => (n.clone(), "test".to_string()),
+                        _ => (n.clone(), v.clone()),
+                    })
+                    .collect()
+            })
+            .collect();
+        want.sort();
+        let named = r#"[{"__name__":"m","cluster":"a"}]"#;
+        let (url, server, thread) = fake_prometheus(stream_of(&inputs), named);
+        let store = test_store(&url, Limits::default());
+        assert_eq!(collect(&store, request_for("m")).unwrap(), want);
+        server.unblock();
+        let seen = thread.join().unwrap();
+        assert!(
+            seen.iter().any(|u| u.starts_with("/api/v1/series?")),
+            "{seen:?}"
+        );
+    }
+
+    #[test]
     fn label_sets_extending_one_another_are_sorted_once_external_labels_are_in() {
         // `m` sorts before `m{a="1"}`, but `{__name__="m", a="1",
         // cluster="test"}` before `{__name__="m", cluster="test"}`: Prometheus
