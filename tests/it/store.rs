@@ -1239,6 +1239,16 @@ fn label_sets_extending_one_another_come_sorted() {
             assert_eq!(samples as i64, own.len() as i64 * HOURS * 3600 / STEP);
         }
     }
+    // Deleting an own label of some series (`a`) or an external one.
+    for without in [&["a"][..], &["replica"], &["a", "zone"]] {
+        for skip in [false, true] {
+            let mut req = requests[0].clone();
+            req.without_replica_labels = without.iter().map(|n| n.to_string()).collect();
+            req.skip_chunks = skip;
+            assert_sorted(&series_of(&frames(&rig, &req).expect("Series")));
+            requests.push(req);
+        }
+    }
     let Ok(bin) = std::env::var("THANOS_BIN") else {
         eprintln!("THANOS_BIN not set; not compared with Thanos");
         return;
@@ -1257,9 +1267,10 @@ fn label_sets_extending_one_another_come_sorted() {
         let theirs = ask(go.grpc_port, req).expect("Go's");
         assert!(
             ours == theirs,
-            "batch {}, skip_chunks {}: answers differ ({} vs {} messages)",
+            "batch {}, skip_chunks {}, without {:?}: answers differ ({} vs {} messages)",
             req.response_batch_size,
             req.skip_chunks,
+            req.without_replica_labels,
             ours.len(),
             theirs.len()
         );
