@@ -900,18 +900,7 @@ mod tests {
             key(&[("__name__", "m"), ("z", "1")]),
         ];
         let inputs = as_prometheus_sends(&own);
-        let mut want: Vec<Key> = inputs
-            .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|(n, v)| match n.as_str() {
-                        "cluster" => (n.clone(), "test".to_string()),
-                        _ => (n.clone(), v.clone()),
-                    })
-                    .collect()
-            })
-            .collect();
-        want.sort();
+        let want = cluster_written_over_and_sorted(&inputs);
         let named = r#"[{"__name__":"m","cluster":"a"}]"#;
         let (url, server, thread) = fake_prometheus(stream_of(&inputs), named);
         let store = test_store(&url, Limits::default());
@@ -959,6 +948,24 @@ mod tests {
     /// Prometheus' answer for series whose own `cluster` label (kept by
     /// Prometheus, overwritten by the sidecar's `cluster="test"`) puts them
     /// out of the sidecar's order; `pad` bytes of chunk data each.
+    /// What the sidecar sends for these remote-read label sets: the test
+    /// store's `cluster` value written over every one, sorted.
+    fn cluster_written_over_and_sorted(inputs: &[Key]) -> Vec<Key> {
+        let mut out: Vec<Key> = inputs
+            .iter()
+            .map(|k| {
+                k.iter()
+                    .map(|(n, v)| match n.as_str() {
+                        "cluster" => (n.clone(), "test".to_string()),
+                        _ => (n.clone(), v.clone()),
+                    })
+                    .collect()
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     fn own_cluster_labels(n: usize, pad: usize) -> (Vec<u8>, Vec<Key>) {
         let mut inputs = Vec::new();
         for i in 0..n {
@@ -974,18 +981,7 @@ mod tests {
         }
         inputs.sort();
         let bytes = padded_stream_of(&inputs, pad);
-        let mut want: Vec<Key> = inputs
-            .iter()
-            .map(|k| {
-                k.iter()
-                    .map(|(n, v)| match n.as_str() {
-                        "cluster" => (n.clone(), "test".to_string()),
-                        _ => (n.clone(), v.clone()),
-                    })
-                    .collect()
-            })
-            .collect();
-        want.sort();
+        let want = cluster_written_over_and_sorted(&inputs);
         (bytes, want)
     }
 

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::support::thanos::bucket_verify;
-use crate::support::{wait_for, FaultyProxy, Moto, Prometheus, PrometheusOptions, Sidecar};
+use crate::support::{
+    wait_for, FaultyProxy, GoSidecar, Moto, Prometheus, PrometheusOptions, Sidecar,
+};
 
 /// Everything one test needs on disk, on one filesystem (for renames and hard links).
 pub(crate) struct Rig {
@@ -903,28 +905,23 @@ fn uploads_match_thanos_sidecar_byte_for_byte() {
     drop(sidecar);
 
     let go_bucket = rig.dir.path().join("go-bucket");
-    let port = crate::support::free_port();
-    let grpc = crate::support::free_port();
-    let mut go = Command::new(bin)
-        .arg("sidecar")
-        .arg(format!("--prometheus.url={}", rig.prometheus.url()))
-        .arg(format!("--tsdb.path={}", go_tsdb.display()))
-        .arg(format!("--http-address=127.0.0.1:{port}"))
-        .arg(format!("--grpc-address=127.0.0.1:{grpc}"))
-        .arg("--hash-func=SHA256")
-        .arg(format!(
-            "--objstore.config=type: FILESYSTEM\nconfig: {{directory: {}}}",
-            go_bucket.display()
-        ))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let go = GoSidecar::start(
+        &bin,
+        &rig.prometheus.url(),
+        &go_tsdb,
+        &[
+            "--hash-func=SHA256".into(),
+            format!(
+                "--objstore.config=type: FILESYSTEM\nconfig: {{directory: {}}}",
+                go_bucket.display()
+            ),
+        ],
+    );
     let shipped = wait_for(Duration::from_secs(30), || {
         go_bucket.join(&id).join("meta.json").is_file()
     });
     std::thread::sleep(Duration::from_millis(500));
-    let _ = go.kill();
-    let _ = go.wait();
+    drop(go);
     assert!(shipped);
     let strip = |p: PathBuf| {
         let t = fs::read_to_string(p).unwrap();

@@ -13,7 +13,7 @@ use thanos_sidecar::store::xor;
 
 use crate::support::grpc::collect;
 use crate::support::{
-    http_get, url_escape, wait_for, FaultyProxy, Prometheus, PrometheusOptions, Sidecar,
+    http_get, url_escape, wait_for, FaultyProxy, GoSidecar, Prometheus, PrometheusOptions, Sidecar,
     ThanosQuery,
 };
 
@@ -1076,7 +1076,7 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
         return;
     };
     let rig = start_rig(&[]);
-    let go = GoSidecar::start(&bin, &rig);
+    let go = go_sidecar(&bin, &rig);
     let ours = grpcio::Client::new(crate::support::grpc::connect(
         rig.sidecar.grpc_port,
         "raw-ours",
@@ -1147,38 +1147,10 @@ fn series_answers_match_thanos_sidecar_byte_for_byte() {
     }
 }
 
-/// Thanos' own sidecar (THANOS_BIN) next to a rig's Prometheus; killed on drop.
-struct GoSidecar {
-    child: std::process::Child,
-    grpc_port: u16,
-}
-
-impl GoSidecar {
-    fn start(bin: &str, rig: &Rig) -> GoSidecar {
-        let grpc_port = crate::support::free_port();
-        let tsdb = rig.prometheus.dir().join("go-tsdb");
-        std::fs::create_dir_all(&tsdb).unwrap();
-        let child = std::process::Command::new(bin)
-            .arg("sidecar")
-            .arg(format!("--prometheus.url={}", rig.prometheus.url()))
-            .arg(format!("--tsdb.path={}", tsdb.display()))
-            .arg(format!(
-                "--http-address=127.0.0.1:{}",
-                crate::support::free_port()
-            ))
-            .arg(format!("--grpc-address=127.0.0.1:{grpc_port}"))
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start thanos sidecar");
-        GoSidecar { child, grpc_port }
-    }
-}
-
-impl Drop for GoSidecar {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Thanos' own sidecar next to a rig's Prometheus.
+fn go_sidecar(bin: &str, rig: &Rig) -> GoSidecar {
+    let tsdb = rig.prometheus.dir().join("go-tsdb");
+    GoSidecar::start(bin, &rig.prometheus.url(), &tsdb, &[])
 }
 
 /// Prometheus sorts a remote-read answer by the series' own label sets and
@@ -1253,7 +1225,7 @@ fn label_sets_extending_one_another_come_sorted() {
         eprintln!("THANOS_BIN not set; not compared with Thanos");
         return;
     };
-    let go = GoSidecar::start(&bin, &rig);
+    let go = go_sidecar(&bin, &rig);
     let ask = |port: u16, req: &store::SeriesRequest| {
         let client = grpcio::Client::new(crate::support::grpc::connect(port, "raw"));
         collect(client.server_streaming(&SERIES_AS_BYTES, req, grpcio::CallOption::default()))

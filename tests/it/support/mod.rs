@@ -28,7 +28,7 @@ pub use self::moto::Moto;
 pub use self::prometheus::{Prometheus, PrometheusOptions};
 pub use self::proxy::{ConnectProxy, RecordingProxy};
 pub use self::sidecar::Sidecar;
-pub use self::thanos::ThanosQuery;
+pub use self::thanos::{GoSidecar, ThanosQuery};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {

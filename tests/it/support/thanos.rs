@@ -1,6 +1,7 @@
 //! A real `thanos query` (the binary `THANOS_BIN` names) in front of the
-//! sidecar under test, on loopback ports, killed when dropped; and
-//! `thanos tools bucket verify` over what the sidecar uploaded.
+//! sidecar under test, and Thanos' own sidecar beside it, on loopback
+//! ports, killed when dropped; and `thanos tools bucket verify` over what
+//! the sidecar uploaded.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -54,6 +55,39 @@ impl ThanosQuery {
 }
 
 impl Drop for ThanosQuery {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Thanos' own `thanos sidecar` next to a Prometheus, for answers and
+/// uploads to compare with ours.
+pub struct GoSidecar {
+    pub grpc_port: u16,
+    child: Child,
+}
+
+impl GoSidecar {
+    /// Started with its TSDB directory `tsdb` and `extra` flags.
+    pub fn start(binary: &str, prometheus_url: &str, tsdb: &Path, extra: &[String]) -> GoSidecar {
+        let grpc_port = free_port();
+        std::fs::create_dir_all(tsdb).expect("Go sidecar's TSDB directory");
+        let child = Command::new(binary)
+            .arg("sidecar")
+            .arg(format!("--prometheus.url={prometheus_url}"))
+            .arg(format!("--tsdb.path={}", tsdb.display()))
+            .arg(format!("--http-address=127.0.0.1:{}", free_port()))
+            .arg(format!("--grpc-address=127.0.0.1:{grpc_port}"))
+            .args(extra)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start thanos sidecar");
+        GoSidecar { grpc_port, child }
+    }
+}
+
+impl Drop for GoSidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
