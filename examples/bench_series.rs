@@ -44,7 +44,7 @@ use thanos_sidecar::proto::services::{InfoClient, StoreClient};
 use thanos_sidecar::proto::store;
 use thanos_sidecar::proto::store_types::LabelMatcher;
 use thanos_sidecar::store::cli::parse_selector;
-use thanos_sidecar::store::matchers::{self, Matcher, Op};
+use thanos_sidecar::store::matchers::{self, Matcher};
 use thanos_sidecar::store::remote_read::{self, FrameReader};
 use thanos_sidecar::store::wire::SERIES_AS_BYTES;
 use thanos_sidecar::store::xor;
@@ -69,14 +69,7 @@ fn main() -> Result<(), String> {
     let start: i64 = start.parse().map_err(|e| format!("START_MS: {e}"))?;
     let end: i64 = end.parse().map_err(|e| format!("END_MS: {e}"))?;
     let pb_matchers = parse_selector(selector)?;
-    let ms: Vec<Matcher> = pb_matchers
-        .iter()
-        .map(|m| {
-            let op = [Op::Eq, Op::Neq, Op::Re, Op::Nre][m.type_.value() as usize];
-            Matcher::new(op, &m.name, &m.value)
-        })
-        .collect::<Result<_, _>>()?;
-    let _ = matchers::selector(&ms);
+    let ms = matchers::convert(&pb_matchers).map_err(|e| format!("{selector}: {e:?}"))?;
 
     let env = Arc::new(EnvBuilder::new().cq_count(1).name_prefix("bench").build());
     let channel = ChannelBuilder::new(env)
