@@ -114,10 +114,7 @@ fn series_without_chunks(
     let selectors = [selector.clone(), selector];
     // As on the chunks path: a one-series answer needs no order, a larger
     // one asks whether it must be reordered once its second series comes.
-    let (mut sorter, mut ask) = match added.is_empty() {
-        true => (Sorter::new(Mode::Streaming), false),
-        false => (Sorter::undecided(), true),
-    };
+    let (mut sorter, mut ask) = series_api_order(&added).sorter();
     let mut emit = |s: wire::Series| emitter.push(s);
     let no_chunks = Arc::new(Vec::new());
     let mut previous: Option<Key> = None;
@@ -127,10 +124,8 @@ fn series_without_chunks(
         &range,
         store.api_timeout,
         &mut |labels: Labels| -> Result<(), RpcStatus> {
-            if ask && sorter.held() >= SORTED_WHOLE_SERIES {
-                ask = false;
-                let mode = insertion_mode(store, matchers, min_time, req.max_time, &added);
-                sorter.decide(mode, &mut emit)?;
+            if let Some(ask) = ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES) {
+                sorter.decide(ask.mode(store, matchers, min_time, req.max_time), &mut emit)?;
             }
             let input: Key = labels.into_iter().collect();
             if !disordered && previous.as_ref().is_some_and(|p| input < *p) {
@@ -173,30 +168,23 @@ fn with_labels(input: &[(String, String)], added: &Labels) -> Key {
     labels.into_iter().collect()
 }
 
-/// How the series API's answer must be reordered once `added` is set on
+/// How the series API's answer may need reordering once `added` is set on
 /// every series: not at all when nothing is added; only within chains of
 /// label sets extending one another when no series has an own label named
-/// like an added one (see `sort`), which one more call finds out; else as
-/// the chunks path does when an own label is overwritten.
-fn insertion_mode(
-    store: &Store,
-    matchers: &[Matcher],
-    min_time: i64,
-    max_time: i64,
-    added: &Labels,
-) -> Mode {
+/// like an added one (see `sort`); else as the chunks path does when an own
+/// label is overwritten.
+fn series_api_order(added: &Labels) -> Order {
     let Some(n0) = added.keys().next() else {
-        return Mode::Streaming;
+        return Order::Known(Mode::Streaming);
     };
-    let names: Vec<String> = added.keys().cloned().collect();
-    if own_labels_named(store, matchers, min_time, max_time, &names) {
-        Mode::Prefix {
+    Order::Ask(Ask {
+        names: added.keys().cloned().collect(),
+        if_named: Mode::Prefix {
             n0: n0.clone(),
             deletion: false,
-        }
-    } else {
-        Mode::Insertion
-    }
+        },
+        if_not: Mode::Insertion,
+    })
 }
 
 fn series_with_chunks(
@@ -223,14 +211,7 @@ fn series_with_chunks(
     let shard = req.shard_info.as_ref().filter(|s| s.total_shards >= 1);
     if content_type.starts_with(remote_read::STREAMED_CONTENT_TYPE) {
         let mut frames = FrameReader::new(resp.into_reader());
-        let (mut sorter, mut ask) = match order(external, without) {
-            Order::Known(mode) => (Sorter::new(mode), None),
-            Order::Ask {
-                names,
-                if_named,
-                if_not,
-            } => (Sorter::undecided(), Some((names, if_named, if_not))),
-        };
+        let (mut sorter, mut ask) = remote_read_order(external, without).sorter();
         let mut emit = |s: wire::Series| emitter.push(s);
         // Every streamed answer counts its frames, however it ends.
         let mut received = store.metrics.frames();
@@ -243,12 +224,8 @@ fn series_with_chunks(
             // Past SORTED_WHOLE_SERIES the order must be known to go on.
             // Asked once the read has begun, the check sees every series
             // the read does.
-            if let Some((names, if_named, if_not)) =
-                ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES)
-            {
-                let named = own_labels_named(store, matchers, min_time, req.max_time, &names);
-                let mode = if named { if_named } else { if_not };
-                sorter.decide(mode, &mut emit)?;
+            if let Some(ask) = ask.take_if(|_| sorter.held() >= SORTED_WHOLE_SERIES) {
+                sorter.decide(ask.mode(store, matchers, min_time, req.max_time), &mut emit)?;
             }
             // The chunks stay in the frame; its series share it.
             let bytes = Arc::new(frame);
@@ -303,16 +280,39 @@ fn series_with_chunks(
 /// answer has any.
 enum Order {
     Known(Mode),
-    /// `if_named` if a selected series has an own label named in `names`
-    /// ([`own_labels_named`]), else `if_not`.
-    Ask {
-        names: Vec<String>,
-        if_named: Mode,
-        if_not: Mode,
-    },
+    Ask(Ask),
 }
 
-fn order(external: &Labels, without: &HashSet<String>) -> Order {
+/// The question left to Prometheus: `if_named` if a selected series has an
+/// own label named in `names` ([`own_labels_named`]), else `if_not`.
+struct Ask {
+    names: Vec<String>,
+    if_named: Mode,
+    if_not: Mode,
+}
+
+impl Order {
+    /// A sorter for the answer, and the question to ask before it may hold
+    /// more than [`SORTED_WHOLE_SERIES`].
+    fn sorter<T>(self) -> (Sorter<T>, Option<Ask>) {
+        match self {
+            Order::Known(mode) => (Sorter::new(mode), None),
+            Order::Ask(ask) => (Sorter::undecided(), Some(ask)),
+        }
+    }
+}
+
+impl Ask {
+    /// Asks Prometheus; the mode its answer calls for.
+    fn mode(self, store: &Store, matchers: &[Matcher], min_time: i64, max_time: i64) -> Mode {
+        match own_labels_named(store, matchers, min_time, max_time, &self.names) {
+            true => self.if_named,
+            false => self.if_not,
+        }
+    }
+}
+
+fn remote_read_order(external: &Labels, without: &HashSet<String>) -> Order {
     let names: Vec<String> = external.keys().chain(without.iter()).cloned().collect();
     let Some(n0) = names.iter().min().cloned() else {
         return Order::Known(Mode::Streaming);
@@ -330,11 +330,11 @@ fn order(external: &Labels, without: &HashSet<String>) -> Order {
         true => Mode::Streaming,
         false => Mode::Insertion,
     };
-    Order::Ask {
+    Order::Ask(Ask {
         names,
         if_named,
         if_not,
-    }
+    })
 }
 
 /// A remote-read series' own label set, the one Prometheus sorted by: its
@@ -945,9 +945,6 @@ mod tests {
         }
     }
 
-    /// Prometheus' answer for series whose own `cluster` label (kept by
-    /// Prometheus, overwritten by the sidecar's `cluster="test"`) puts them
-    /// out of the sidecar's order; `pad` bytes of chunk data each.
     /// What the sidecar sends for these remote-read label sets: the test
     /// store's `cluster` value written over every one, sorted.
     fn cluster_written_over_and_sorted(inputs: &[Key]) -> Vec<Key> {
@@ -966,6 +963,9 @@ mod tests {
         out
     }
 
+    /// Prometheus' answer for series whose own `cluster` label (kept by
+    /// Prometheus, overwritten by the sidecar's `cluster="test"`) puts them
+    /// out of the sidecar's order; `pad` bytes of chunk data each.
     fn own_cluster_labels(n: usize, pad: usize) -> (Vec<u8>, Vec<Key>) {
         let mut inputs = Vec::new();
         for i in 0..n {

@@ -108,7 +108,8 @@ impl<T> Sorter<T> {
     }
 
     /// Accepts one series: `input` is its own label set (Prometheus sorted
-    /// by those), `output` the transformed one. Calls `emit` for everything that may leave now.
+    /// by those), `output` the transformed one. Calls `emit` for everything
+    /// that may leave now.
     pub fn push<E>(
         &mut self,
         input: &[(String, String)],
