@@ -144,10 +144,7 @@ impl Bench<'_> {
 
             // Through the sidecar.
             let via = sidecar.time(|| {
-                let mut req = store::SeriesRequest::new();
-                req.min_time = start;
-                req.max_time = end;
-                req.matchers = self.pb_matchers.clone();
+                let mut req = self.series_request();
                 req.response_batch_size = batch_size;
                 // Each answer gathered, then parsed from the slice, as Thanos'
                 // querier (Go's gRPC) takes it: the client's work then matches the
